@@ -1,0 +1,1 @@
+// Netlink module. See docs/architecture.md.

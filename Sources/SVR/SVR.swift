@@ -1,0 +1,1 @@
+// SVR module. See docs/architecture.md.

@@ -1,0 +1,1 @@
+// TunIO module. See docs/architecture.md.

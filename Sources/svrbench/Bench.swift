@@ -1,0 +1,23 @@
+import Glibc
+
+/// Registry of micro-benchmarks. Each benchmark file adds itself to `all`.
+enum Bench {
+    /// name, one-line description, entry point taking the remaining arguments.
+    static let all: [(name: String, about: String, run: @Sendable ([String]) -> Void)] = [
+    ]
+
+    static func main(_ args: [String]) {
+        let name = args.count > 1 ? args[1] : "help"
+        if let b = all.first(where: { $0.name == name }) {
+            b.run(Array(args.dropFirst(2)))
+            return
+        }
+        print("usage: svrbench NAME [ARGS]\n")
+        for b in all { print("  \(b.name.padding(12))\(b.about)") }
+        if name != "help" { exit(2) }
+    }
+}
+
+extension String {
+    func padding(_ n: Int) -> String { count >= n ? self + " " : self + String(repeating: " ", count: n - count) }
+}

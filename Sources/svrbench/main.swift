@@ -1,0 +1,2 @@
+// svrbench: micro-benchmarks. `svrbench help` lists them.
+Bench.main(CommandLine.arguments)

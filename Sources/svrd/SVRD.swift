@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct SVRD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "svrd",
+        abstract: "Secure Vector Routing (SVR) router for Linux.",
+        subcommands: [])
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (Debian 12), builds, runs every test tier,
+# and checks that nothing was left behind. Run as root so the namespace tests really run:
+#   sudo scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(libmnl-dev libnftnl-dev libssl-dev pkg-config iproute2 nftables iperf3
+              tcpdump iputils-ping procps curl python3)
+
+log() { printf '\n== %s\n' "$*"; }
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "warning: not root: the network-namespace tests will be skipped (run with sudo)" >&2
+else
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  modprobe tun 2>/dev/null || true
+  modprobe nf_tables 2>/dev/null || true
+fi
+
+command -v swift >/dev/null || { echo "error: swift not found in PATH" >&2; exit 1; }
+
+log "build (debug, warnings are errors)"
+swift build --build-tests 2>&1 | tee /tmp/svrd-build.log | grep -E "error|warning:" || true
+if grep -q "warning:" /tmp/svrd-build.log; then echo "error: the build has warnings" >&2; exit 1; fi
+grep -q "error:" /tmp/svrd-build.log && exit 1
+
+log "tests"
+status=0
+swift test --skip-build 2>&1 | tee /tmp/svrd-test.log || status=$?
+
+if [[ $(id -u) -eq 0 ]]; then
+  log "leftover check"
+  left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^svr' || true)
+  links=$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^svr' || true)
+  tables=$(nft list tables 2>/dev/null | grep -E ' svr' || true)
+  if [[ -n "$left$links$tables" ]]; then
+    echo "error: tests left behind: ns=[$left] links=[$links] nft=[$tables]" >&2
+    for n in $left; do ip netns del "$n" 2>/dev/null || true; done
+    status=1
+  else
+    echo "nothing left behind"
+  fi
+fi
+exit $status
