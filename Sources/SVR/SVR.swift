@@ -1,1 +1,0 @@
-// SVR module. See docs/architecture.md.
