@@ -4,6 +4,7 @@ import Glibc
 enum Bench {
     /// name, one-line description, entry point taking the remaining arguments.
     static let all: [(name: String, about: String, run: @Sendable ([String]) -> Void)] = [
+        ("rtnl", "rtnetlink route add/replace/delete/dump per route in a private namespace [COUNT]", NetlinkBench.run),
     ]
 
     static func main(_ args: [String]) {
