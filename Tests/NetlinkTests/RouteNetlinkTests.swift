@@ -349,6 +349,32 @@ private func makeVethPair(_ rt: RouteNetlink) throws -> Int32 {
         }
     }
 
+    @Test func aFullSocketBufferIsReportedAsOverrun() throws {
+        let ns = try TestNamespace("mv")
+        defer { ns.close() }
+        try ns.run {
+            // The smallest buffer the kernel allows (a few KB) cannot hold 300 notifications.
+            let monitor = try RouteMonitor(families: [.ipv4], receiveBufferSize: 1)
+            let rt = try RouteNetlink()
+            let index = try makeVethPair(rt)
+            for i in 0..<300 {
+                try rt.addRoute(Route(destination: NetlinkPrefix(.v4(0x0a00_0000 | UInt32(i) << 8), length: 24)!,
+                                      interfaceIndex: index))
+            }
+            var events: [RouteEvent] = []
+            while let event = try monitor.next(timeout: .milliseconds(300)) { events.append(event) }
+            #expect(events.first == .overrun)
+            #expect(events.count < 300)
+            // The monitor keeps working after an overrun.
+            #expect(ns.sh("ip route add 10.200.0.0/16 dev svrv0").status == 0)
+            guard case .added(let route) = try monitor.next(timeout: .seconds(3)) else {
+                Issue.record("no event after the overrun")
+                return
+            }
+            #expect(route.destination == prefix("10.200.0.0/16"))
+        }
+    }
+
     @Test func asyncStreamDeliversFromItsOwnThread() async throws {
         let ns = try TestNamespace("ma")
         defer { ns.close() }
