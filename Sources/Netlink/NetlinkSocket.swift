@@ -116,11 +116,10 @@ public final class NetlinkSocket {
                 throw NetlinkError(operation: operation(), errno: Glibc.errno, detail: "receiving the reply")
             }
             try forEachMessage(received: Int(n), operation: operation()) { (message, pid) throws(NetlinkError) in
-                let seq = message.sequence
-                let payload = message.payload
+                let (type, flags, seq, payload) = (message.type, message.flags, message.sequence, message.payload)
                 // Messages for other sockets or older requests are ignored.
                 guard pid == portID || pid == 0, sequences.contains(seq) else { return }
-                switch Int32(message.type) {
+                switch Int32(type) {
                 case NLMSG_ERROR:
                     pending.remove(seq)
                     guard payload.count >= 4 else { return }
@@ -128,7 +127,7 @@ public final class NetlinkSocket {
                     if err != 0, firstError == nil {
                         firstError = NetlinkError(
                             operation: operation(), errno: -err,
-                            kernelMessage: Self.extendedAckMessage(payload, flags: message.flags))
+                            kernelMessage: Self.extendedAckMessage(payload, flags: flags))
                     }
                 case NLMSG_DONE:
                     pending.remove(seq)
