@@ -38,7 +38,7 @@ public struct RouteScope: RawRepresentable, Sendable, Hashable {
 }
 
 /// `rtm_type` of a route.
-public struct RouteType: RawRepresentable, Sendable, Hashable {
+public struct RouteType: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
     public var rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     public static let unicast = RouteType(rawValue: RTNL.typeUnicast)
@@ -46,6 +46,16 @@ public struct RouteType: RawRepresentable, Sendable, Hashable {
     public static let blackhole = RouteType(rawValue: RTNL.typeBlackhole)
     public static let unreachable = RouteType(rawValue: RTNL.typeUnreachable)
     public static let prohibit = RouteType(rawValue: RTNL.typeProhibit)
+    public var description: String {
+        switch self {
+        case .unicast: "unicast"
+        case .local: "local"
+        case .blackhole: "blackhole"
+        case .unreachable: "unreachable"
+        case .prohibit: "prohibit"
+        default: "type \(rawValue)"
+        }
+    }
 }
 
 /// A network interface as RTM_GETLINK reports it.
@@ -167,7 +177,7 @@ public struct Route: Sendable, Hashable, CustomStringConvertible {
 
     /// `10.0.0.0/8 via 192.0.2.1 dev #3 metric 10 table 100`.
     public var description: String {
-        var s = type == .unicast ? "" : "\(type.rawValue == RTNL.typeBlackhole ? "blackhole" : "type \(type.rawValue)") "
+        var s = type == .unicast ? "" : "\(type) "
         s += destination.description
         if let gateway { s += " via \(gateway)" }
         if let interfaceIndex { s += " dev #\(interfaceIndex)" }

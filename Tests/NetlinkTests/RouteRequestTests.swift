@@ -208,6 +208,16 @@ private func address(_ text: String) -> NetlinkAddress { NetlinkAddress(text)! }
             """))
     }
 
+    @Test func addBlackholeRoute() {  // = ip route add blackhole 10.5.0.0/16
+        let route = Route(destination: prefix("10.5.0.0/16"), proto: .boot, type: .blackhole)
+        #expect(bytes(.addRoute(route)) == golden("""
+            24000000 1800 0506 00000000 00000000
+            02 10 00 00 fe 03 00 06 00000000
+            0800 0100 0a050000
+            """))  // RTN_BLACKHOLE (6), scope universe
+        #expect(RouteRequest.addRoute(route).description == "add route blackhole 10.5.0.0/16 table main")
+    }
+
     @Test func replace() {  // = ip route replace 10.1.0.0/16 dev svrv0 metric 5
         let route = Route(destination: prefix("10.1.0.0/16"), interfaceIndex: 3, metric: 5, proto: .boot)
         #expect(bytes(.replaceRoute(route)) == golden("""
