@@ -115,6 +115,23 @@ public final class RouteNetlink {
         return out
     }
 
+    /// Deletes every route of `table` (both families unless `family` is given), as svrd does
+    /// with the tables it owns when it starts and stops. Routes that vanish meanwhile are not
+    /// an error. Returns how many routes it deleted.
+    @discardableResult
+    public func flushRoutes(table: UInt32, family: AddressFamily? = nil) throws(NetlinkError) -> Int {
+        var deleted = 0
+        for route in try routes(table: table, family: family) {
+            do {
+                try deleteRoute(route)
+                deleted += 1
+            } catch where error.isNotFound {
+                continue
+            }
+        }
+        return deleted
+    }
+
     // ---- rules ---------------------------------------------------------------------------------
 
     /// Adds a rule; EEXIST when an identical one exists.

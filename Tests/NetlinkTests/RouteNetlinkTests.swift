@@ -238,6 +238,13 @@ private func makeVethPair(_ rt: RouteNetlink) throws -> Int32 {
             #expect(routes[2].scope == .link && routes[2].preferredSource == address("192.0.2.1") && routes[2].gateway == nil)
             #expect(try rt.routes(table: 1000).map(\.destination) == [prefix("10.13.0.0/16")])
             #expect(try rt.routes(table: 200).map(\.table) == [200])
+
+            // Flushing a table deletes exactly its routes, whatever their kind.
+            #expect(try rt.flushRoutes(table: 100) == 3)
+            #expect(try rt.routes(table: 100).isEmpty)
+            #expect(ns.sh("ip -j route show table 100").output.filter { $0 != "\n" } == "[]")
+            #expect(try rt.routes(table: 200).count == 1)
+            #expect(try rt.flushRoutes(table: 100) == 0)
         }
     }
 
