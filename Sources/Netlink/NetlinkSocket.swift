@@ -115,26 +115,14 @@ public final class NetlinkSocket {
                 if Glibc.errno == EINTR { continue }
                 throw NetlinkError(operation: operation(), errno: Glibc.errno, detail: "receiving the reply")
             }
-            var offset = 0
-            let end = Int(n)
-            while offset + 16 <= end {
-                let base = UnsafeRawBufferPointer(rebasing: receiveBuffer[offset..<end])
-                let len = Int(base.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
-                guard len >= 16, len <= base.count else {
-                    throw NetlinkError(operation: operation(), errno: 0, detail: "malformed netlink reply (length \(len))")
-                }
-                let type = base.loadUnaligned(fromByteOffset: 4, as: UInt16.self)
-                let flags = base.loadUnaligned(fromByteOffset: 6, as: UInt16.self)
-                let seq = base.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
-                let pid = base.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
-                let payload = UnsafeRawBufferPointer(rebasing: base[16..<len])
-                offset += (len + 3) & ~3
+            try forEachMessage(received: Int(n), operation: operation()) { (message, pid) throws(NetlinkError) in
+                let (type, flags, seq, payload) = (message.type, message.flags, message.sequence, message.payload)
                 // Messages for other sockets or older requests are ignored.
-                guard pid == portID || pid == 0, sequences.contains(seq) else { continue }
+                guard pid == portID || pid == 0, sequences.contains(seq) else { return }
                 switch Int32(type) {
                 case NLMSG_ERROR:
                     pending.remove(seq)
-                    guard payload.count >= 4 else { continue }
+                    guard payload.count >= 4 else { return }
                     let err = payload.loadUnaligned(fromByteOffset: 0, as: Int32.self)
                     if err != 0, firstError == nil {
                         firstError = NetlinkError(
@@ -144,15 +132,60 @@ public final class NetlinkSocket {
                 case NLMSG_DONE:
                     pending.remove(seq)
                 case NLMSG_NOOP:
-                    continue
+                    return
                 default:
-                    if let handler, firstError == nil {
-                        try handler(NetlinkReplyMessage(type: type, flags: flags, sequence: seq, payload: payload))
-                    }
+                    if let handler, firstError == nil { try handler(message) }
                 }
             }
         }
         if let firstError { throw firstError }
+    }
+
+    /// Waits up to `timeoutMilliseconds` (-1: forever) for one datagram of unsolicited
+    /// messages (multicast notifications of joined groups) and passes each message to
+    /// `handler`, whatever its sequence number. Returns false on timeout. Throws ENOBUFS when
+    /// the kernel dropped notifications because the socket buffer was full.
+    public func receiveNotifications(
+        timeoutMilliseconds: Int32, handler: (NetlinkReplyMessage) throws(NetlinkError) -> Void
+    ) throws(NetlinkError) -> Bool {
+        var pfd = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&pfd, 1, timeoutMilliseconds)
+        if ready < 0 {
+            if Glibc.errno == EINTR { return false }
+            throw NetlinkError(operation: "wait for netlink notifications", errno: Glibc.errno)
+        }
+        if ready == 0 { return false }
+        let n = mnl_socket_recvfrom(nl, receiveBuffer.baseAddress, receiveBuffer.count)
+        if n < 0 {
+            if Glibc.errno == EINTR || Glibc.errno == EAGAIN { return false }
+            throw NetlinkError(operation: "receive netlink notifications", errno: Glibc.errno)
+        }
+        try forEachMessage(received: Int(n), operation: "receive netlink notifications") {
+            (message, _) throws(NetlinkError) in try handler(message)
+        }
+        return true
+    }
+
+    /// Splits the first `received` bytes of the receive buffer into messages.
+    private func forEachMessage(
+        received end: Int, operation: @autoclosure () -> String,
+        _ body: (NetlinkReplyMessage, _ portID: UInt32) throws(NetlinkError) -> Void
+    ) throws(NetlinkError) {
+        var offset = 0
+        while offset + 16 <= end {
+            let base = UnsafeRawBufferPointer(rebasing: receiveBuffer[offset..<end])
+            let len = Int(base.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+            guard len >= 16, len <= base.count else {
+                throw NetlinkError(operation: operation(), errno: 0, detail: "malformed netlink reply (length \(len))")
+            }
+            let message = NetlinkReplyMessage(
+                type: base.loadUnaligned(fromByteOffset: 4, as: UInt16.self),
+                flags: base.loadUnaligned(fromByteOffset: 6, as: UInt16.self),
+                sequence: base.loadUnaligned(fromByteOffset: 8, as: UInt32.self),
+                payload: UnsafeRawBufferPointer(rebasing: base[16..<len]))
+            offset += (len + 3) & ~3
+            try body(message, base.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        }
     }
 
     /// Reads NLMSGERR_ATTR_MSG from an error payload (struct nlmsgerr, then TLVs when

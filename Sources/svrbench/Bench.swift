@@ -5,6 +5,7 @@ enum Bench {
     /// name, one-line description, entry point taking the remaining arguments.
     static let all: [(name: String, about: String, run: @Sendable ([String]) -> Void)] = [
         ("crypto", "seal/open Gbit/s per cipher suite at 1400 B, one core", CryptoBench.run),
+        ("rtnl", "rtnetlink route add/replace/delete/dump per route in a private namespace [COUNT]", NetlinkBench.run),
     ]
 
     static func main(_ args: [String]) {
