@@ -226,11 +226,20 @@ struct PacketRewriteTests {
             try withParsed(bytes, headroom: headroom, tailroom: 200) { p in
                 p.recomputeChecksums()
                 let before = p.buffer.copyBytes()
+                // Even sizes are updated incrementally, odd ones summed again: both must give
+                // exactly what a full recomputation gives.
+                func storedChecksum() -> UInt16? { proto == IPProtocolNumber.tcp ? p.tcp?.checksum : p.udp?.checksum }
                 try block.withUnsafeBytes { try p.insertAfterL4Header($0) }
                 #expect(p.isTransportChecksumValid == true && (p.ipv4?.isChecksumValid ?? true))
+                #expect(storedChecksum() == p.computeTransportChecksum())
                 let reparsed = try PacketLayout(parsing: p.buffer)
                 #expect(reparsed == p.layout)
                 p.withPayload { #expect(Array($0.prefix(block.count)) == block) }
+                let trailer = Array(block.prefix(Int.random(in: 0...17, using: &rng)))
+                try trailer.withUnsafeBytes { try p.appendTrailer($0) }
+                #expect(p.isTransportChecksumValid == true && storedChecksum() == p.computeTransportChecksum())
+                p.withPayload { #expect(Array($0.suffix(trailer.count)) == trailer) }
+                try p.removeTrailer(count: trailer.count)
                 try p.stripAfterL4Header(count: block.count)
                 #expect(p.buffer.copyBytes() == before)
             }

@@ -128,61 +128,68 @@ public struct IPPacket {
     /// new addresses. The protocol must stay the same and the addresses must be of the
     /// packet's family; nothing is changed when that is not so.
     public mutating func rewrite(to tuple: FiveTuple) throws(PacketError) {
-        guard tuple.proto == layout.proto else { throw .protocolMismatch(packet: layout.proto, requested: tuple.proto) }
+        // Works on copies of the (pointer-like) buffer and of the few layout fields it needs:
+        // calling methods of `self` here would copy the whole packet struct.
+        let b = buffer
+        let proto = layout.proto
+        let family = layout.family
+        guard tuple.proto == proto else { throw .protocolMismatch(packet: proto, requested: tuple.proto) }
         let addressDelta: UInt64
-        switch (layout.family, tuple.source, tuple.destination) {
+        switch (family, tuple.source, tuple.destination) {
         case (.ipv4, .v4(let source), .v4(let destination)):
-            let ip = IPv4Header(unchecked: buffer, at: 0)
-            addressDelta = InternetChecksum.delta(old: ip.source.value, new: source.value)
-                &+ InternetChecksum.delta(old: ip.destination.value, new: destination.value)
-            ip.checksum = InternetChecksum.update(ip.checksum, delta: addressDelta)
-            ip.source = source
-            ip.destination = destination
+            addressDelta = InternetChecksum.delta(old: b.u32(12), new: source.value)
+                &+ InternetChecksum.delta(old: b.u32(16), new: destination.value)
+            b.setU16(InternetChecksum.update(b.u16(10), delta: addressDelta), 10)
+            b.setU32(source.value, 12)
+            b.setU32(destination.value, 16)
         case (.ipv6, .v6(let source), .v6(let destination)):
-            let ip = IPv6Header(unchecked: buffer, at: 0)
-            addressDelta = InternetChecksum.delta(old: ip.source, new: source)
-                &+ InternetChecksum.delta(old: ip.destination, new: destination)
-            ip.source = source
-            ip.destination = destination
+            addressDelta = InternetChecksum.delta(old: b.ipv6(8), new: source)
+                &+ InternetChecksum.delta(old: b.ipv6(24), new: destination)
+            b.setIPv6(source, 8)
+            b.setIPv6(destination, 24)
         default:
             throw .addressFamilyMismatch
         }
-        var result = tuple
+        var sourcePort = tuple.sourcePort
+        var destinationPort = tuple.destinationPort
         let o = layout.l4Offset
-        switch layout.proto {
+        switch proto {
         case IPProtocolNumber.tcp where layout.hasTransportHeader:
-            let delta = addressDelta &+ rewritePorts(at: o, source: tuple.sourcePort, destination: tuple.destinationPort)
-            buffer.setU16(InternetChecksum.update(buffer.u16(o + 16), delta: delta), o + 16)
+            let delta = addressDelta &+ Self.rewritePorts(b, at: o, source: sourcePort, destination: destinationPort)
+            b.setU16(InternetChecksum.update(b.u16(o + 16), delta: delta), o + 16)
         case IPProtocolNumber.udp where layout.hasTransportHeader:
-            let delta = addressDelta &+ rewritePorts(at: o, source: tuple.sourcePort, destination: tuple.destinationPort)
-            let old = buffer.u16(o + 6)
-            if old != 0 || layout.family == .ipv6 {
+            let delta = addressDelta &+ Self.rewritePorts(b, at: o, source: sourcePort, destination: destinationPort)
+            let old = b.u16(o + 6)
+            if old != 0 || family == .ipv6 {
                 let new = InternetChecksum.update(old, delta: delta)
-                buffer.setU16(new == 0 ? 0xffff : new, o + 6)
+                b.setU16(new == 0 ? 0xffff : new, o + 6)
             }
         case IPProtocolNumber.icmp where layout.hasTransportHeader, IPProtocolNumber.icmpv6 where layout.hasTransportHeader:
-            var delta: UInt64 = layout.proto == IPProtocolNumber.icmpv6 ? addressDelta : 0
-            if ICMPHeader.isEcho(type: buffer.u8(o), proto: layout.proto) {
-                delta &+= InternetChecksum.delta(old: buffer.u16(o + 4), new: tuple.sourcePort)
-                buffer.setU16(tuple.sourcePort, o + 4)
+            var delta: UInt64 = proto == IPProtocolNumber.icmpv6 ? addressDelta : 0
+            if ICMPHeader.isEcho(type: b.u8(o), proto: proto) {
+                delta &+= InternetChecksum.delta(old: b.u16(o + 4), new: sourcePort)
+                b.setU16(sourcePort, o + 4)
             } else {
-                result.sourcePort = 0
+                sourcePort = 0
             }
-            result.destinationPort = 0
-            buffer.setU16(InternetChecksum.update(buffer.u16(o + 2), delta: delta), o + 2)
+            destinationPort = 0
+            b.setU16(InternetChecksum.update(b.u16(o + 2), delta: delta), o + 2)
         default:
-            result.sourcePort = 0
-            result.destinationPort = 0
+            sourcePort = 0
+            destinationPort = 0
         }
-        layout.tuple = result
+        layout.tuple = FiveTuple(
+            source: tuple.source, destination: tuple.destination, sourcePort: sourcePort,
+            destinationPort: destinationPort, proto: proto)
     }
 
     /// Writes both ports of a TCP/UDP header and returns their checksum delta.
-    func rewritePorts(at o: Int, source: UInt16, destination: UInt16) -> UInt64 {
-        let delta = InternetChecksum.delta(old: buffer.u16(o), new: source)
-            &+ InternetChecksum.delta(old: buffer.u16(o + 2), new: destination)
-        buffer.setU16(source, o)
-        buffer.setU16(destination, o + 2)
+    @inline(__always)
+    static func rewritePorts(_ b: PacketBuffer, at o: Int, source: UInt16, destination: UInt16) -> UInt64 {
+        let delta = InternetChecksum.delta(old: b.u16(o), new: source)
+            &+ InternetChecksum.delta(old: b.u16(o + 2), new: destination)
+        b.setU16(source, o)
+        b.setU16(destination, o + 2)
         return delta
     }
 
@@ -212,7 +219,10 @@ public struct IPPacket {
         let at = layout.payloadOffset
         try buffer.insertGap(count: count, at: at)
         buffer.withUnsafeMutableBytes { write(UnsafeMutableRawBufferPointer(rebasing: $0[at..<at + count])) }
-        finishLengthChange(newIPLength: layout.ipLength + count)
+        // The gap starts at an even L4 offset; an even count keeps the payload's word alignment,
+        // so the checksum only gains the new bytes. An odd count needs a full sum.
+        let delta: UInt64? = count & 1 == 0 ? UInt64(buffer.onesSum(at, count)) : nil
+        finishLengthChange(newIPLength: layout.ipLength + count, dataDelta: delta)
     }
 
     /// Inserts `bytes` right after the L4 header (see `insertAfterL4Header(count:_:)`).
@@ -225,8 +235,10 @@ public struct IPPacket {
     /// Removes `count` bytes right after the L4 header and fixes lengths and checksums.
     public mutating func stripAfterL4Header(count: Int) throws(PacketError) {
         try prepareLengthChange(removing: count)
-        try buffer.removeBytes(count: count, at: layout.payloadOffset)
-        finishLengthChange(newIPLength: layout.ipLength - count)
+        let at = layout.payloadOffset
+        let delta: UInt64? = count & 1 == 0 ? UInt64(~buffer.onesSum(at, count)) : nil
+        try buffer.removeBytes(count: count, at: at)
+        finishLengthChange(newIPLength: layout.ipLength - count, dataDelta: delta)
     }
 
     /// Appends `count` bytes at the end of the datagram (into the tailroom), lets `write` fill
@@ -236,7 +248,7 @@ public struct IPPacket {
         let at = layout.ipLength
         try buffer.growBack(by: count)
         buffer.withUnsafeMutableBytes { write(UnsafeMutableRawBufferPointer(rebasing: $0[at..<at + count])) }
-        finishLengthChange(newIPLength: at + count)
+        finishLengthChange(newIPLength: at + count, dataDelta: UInt64(trailerSum(at: at, count: count)))
     }
 
     /// Appends `bytes` at the end of the datagram (see `appendTrailer(count:_:)`).
@@ -249,8 +261,17 @@ public struct IPPacket {
     /// Removes the last `count` bytes of the L4 payload and fixes lengths and checksums.
     public mutating func removeTrailer(count: Int) throws(PacketError) {
         try prepareLengthChange(removing: count)
+        let at = layout.ipLength - count
+        let delta = UInt64(~trailerSum(at: at, count: count))
         try buffer.shrinkBack(by: count)
-        finishLengthChange(newIPLength: layout.ipLength - count)
+        finishLengthChange(newIPLength: at, dataDelta: delta)
+    }
+
+    /// The checksum contribution of `count` bytes at the end of the L4 data: bytes at an odd
+    /// L4 offset pair up the other way round, which byte-swaps their sum.
+    func trailerSum(at: Int, count: Int) -> UInt16 {
+        let sum = buffer.onesSum(at, count)
+        return (at - layout.l4Offset) & 1 == 0 ? sum : sum.byteSwapped
     }
 
     /// Checks that a length edit is possible and drops link-layer padding behind the datagram.
@@ -272,21 +293,37 @@ public struct IPPacket {
         }
     }
 
-    /// Stores the new lengths and refreshes the checksums after a gap was opened or closed.
-    mutating func finishLengthChange(newIPLength: Int) {
+    /// Stores the new lengths and updates the checksums after a gap was opened or closed.
+    /// `dataDelta` is the one's complement change of the L4 bytes, or nil to sum them again.
+    mutating func finishLengthChange(newIPLength: Int, dataDelta: UInt64?) {
+        let b = buffer
+        let l4 = layout.l4Offset
+        let oldL4Length = UInt16(layout.ipLength - l4)
+        let newL4Length = UInt16(newIPLength - l4)
         switch layout.family {
         case .ipv4:
-            let ip = IPv4Header(unchecked: buffer, at: 0)
+            let old = b.u16(2)
             let new = UInt16(newIPLength)
-            ip.checksum = InternetChecksum.update(ip.checksum, old: ip.totalLength, new: new)
-            ip.totalLength = new
+            b.setU16(InternetChecksum.update(b.u16(10), old: old, new: new), 10)
+            b.setU16(new, 2)
         case .ipv6:
-            IPv6Header(unchecked: buffer, at: 0).payloadLength = UInt16(newIPLength - 40)
+            b.setU16(UInt16(newIPLength - 40), 4)
         }
         layout.ipLength = newIPLength
-        if layout.proto == IPProtocolNumber.udp {
-            buffer.setU16(UInt16(newIPLength - layout.l4Offset), layout.l4Offset + 4)
+        let isUDP = layout.proto == IPProtocolNumber.udp
+        if isUDP { b.setU16(newL4Length, l4 + 4) }
+        guard let dataDelta, let at = l4ChecksumOffset else {
+            refreshTransportChecksum()
+            return
         }
-        refreshTransportChecksum()
+        let old = b.u16(at)
+        if isUDP && old == 0 && layout.family == .ipv4 { return }  // no checksum
+        var delta = dataDelta
+        // The pseudo-header length (not for ICMPv4) and the UDP length field both change.
+        let lengthDelta = InternetChecksum.delta(old: oldL4Length, new: newL4Length)
+        if layout.proto != IPProtocolNumber.icmp { delta &+= lengthDelta }
+        if isUDP { delta &+= lengthDelta }
+        let new = InternetChecksum.update(old, delta: delta)
+        b.setU16(isUDP && new == 0 ? 0xffff : new, at)
     }
 }
