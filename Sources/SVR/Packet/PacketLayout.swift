@@ -20,12 +20,19 @@ public enum IPFamily: Sendable, Hashable {
 
 /// The layout of a parsed IP packet: offsets are from the first packet byte.
 public struct PacketLayout: Sendable, Hashable {
+    // Field order: the tuple and the one-byte fields first, the Ints last, so the struct ends
+    // on a whole word and copies of it do not stall on partly forwarded stores.
+
+    /// Addresses, ports and protocol. ICMP echo: source port = identifier, destination port
+    /// = 0 (spec O8); other protocols and later fragments: ports 0.
+    public var tuple: FiveTuple
     public var family: IPFamily
+    /// The L4 protocol (for IPv6: the next header after the extension headers).
+    public var proto: UInt8
+    public var fragment: FragmentPosition
     /// Bytes of the IP datagram (IPv4 total length, or 40 + IPv6 payload length). Bytes of
     /// the buffer beyond it are link-layer padding and are dropped by length-changing edits.
     public var ipLength: Int
-    /// The L4 protocol (for IPv6: the next header after the extension headers).
-    public var proto: UInt8
     /// Offset of the byte that holds `proto` (IPv4 byte 9, or the next-header byte of the
     /// IPv6 base header or of the last extension header).
     public var protocolFieldOffset: Int
@@ -35,10 +42,6 @@ public struct PacketLayout: Sendable, Hashable {
     /// L4 header length (TCP with options, UDP 8, ICMP/ICMPv6 8); 0 when the packet has no
     /// L4 header we know (other protocols, later fragments).
     public var l4HeaderLength: Int
-    public var fragment: FragmentPosition
-    /// Addresses, ports and protocol. ICMP echo: source port = identifier, destination port
-    /// = 0 (spec O8); other protocols and later fragments: ports 0.
-    public var tuple: FiveTuple
 
     /// Offset of the first L4 payload byte (where SVR metadata goes).
     @inlinable public var payloadOffset: Int { l4Offset + l4HeaderLength }
@@ -48,16 +51,50 @@ public struct PacketLayout: Sendable, Hashable {
     @inlinable public var hasTransportHeader: Bool { l4HeaderLength > 0 }
 
     /// Parses and validates the IP and L4 headers of the packet in `buffer`.
+    ///
+    /// One initializer fills every field once: delegating through initializers that each
+    /// return the whole struct cost store-forwarding stalls on every copy.
     public init(parsing buffer: PacketBuffer) throws(PacketError) {
         guard buffer.count > 0 else { throw .emptyPacket }
+        let ip: IPPart
+        let source: IPAddress
+        let destination: IPAddress
         switch buffer.u8(0) >> 4 {
-        case 4: try self.init(ipv4: buffer)
-        case 6: try self.init(ipv6: buffer)
-        case let v: throw .badVersion(v)
+        case 4:
+            ip = try Self.parseIPv4(buffer)
+            source = .v4(IPv4Address(buffer.u32(12)))
+            destination = .v4(IPv4Address(buffer.u32(16)))
+        case 6:
+            ip = try Self.parseIPv6(buffer)
+            source = .v6(buffer.ipv6(8))
+            destination = .v6(buffer.ipv6(24))
+        case let v:
+            throw .badVersion(v)
         }
+        let l4 = try Self.parseTransport(buffer, ip)
+        family = ip.family
+        ipLength = ip.ipLength
+        proto = ip.proto
+        protocolFieldOffset = ip.protocolFieldOffset
+        l4Offset = ip.l4Offset
+        l4HeaderLength = l4.headerLength
+        fragment = ip.fragment
+        tuple = FiveTuple(
+            source: source, destination: destination, sourcePort: l4.sourcePort,
+            destinationPort: l4.destinationPort, proto: ip.proto)
     }
 
-    init(ipv4 buffer: PacketBuffer) throws(PacketError) {
+    /// What the IP layer tells the L4 parser.
+    struct IPPart {
+        var family: IPFamily
+        var ipLength: Int
+        var proto: UInt8
+        var protocolFieldOffset: Int
+        var l4Offset: Int
+        var fragment: FragmentPosition
+    }
+
+    static func parseIPv4(_ buffer: PacketBuffer) throws(PacketError) -> IPPart {
         let ip = try IPv4Header(buffer)
         let headerLength = ip.headerLength
         let total = Int(ip.totalLength)
@@ -66,13 +103,12 @@ public struct PacketLayout: Sendable, Hashable {
         }
         let fragment: FragmentPosition =
             ip.fragmentOffset != 0 ? .later : (ip.moreFragments ? .first : .unfragmented)
-        try self.init(
-            family: .ipv4, buffer: buffer, ipLength: total, proto: ip.proto, protocolFieldOffset: 9,
-            l4Offset: headerLength, fragment: fragment,
-            source: .v4(ip.source), destination: .v4(ip.destination))
+        return IPPart(
+            family: .ipv4, ipLength: total, proto: ip.proto, protocolFieldOffset: 9,
+            l4Offset: headerLength, fragment: fragment)
     }
 
-    init(ipv6 buffer: PacketBuffer) throws(PacketError) {
+    static func parseIPv6(_ buffer: PacketBuffer) throws(PacketError) -> IPPart {
         let ip = try IPv6Header(buffer)
         let payload = Int(ip.payloadLength)
         guard payload > 0 || ip.nextHeader != 0 else { throw .ipv6Jumbogram }
@@ -115,55 +151,36 @@ public struct PacketLayout: Sendable, Hashable {
             // A later fragment's remaining bytes are not headers.
             if fragment == .later { break extensionHeaders }
         }
-        try self.init(
-            family: .ipv6, buffer: buffer, ipLength: end, proto: next, protocolFieldOffset: nextOffset,
-            l4Offset: at, fragment: fragment,
-            source: .v6(ip.source), destination: .v6(ip.destination))
+        return IPPart(
+            family: .ipv6, ipLength: end, proto: next, protocolFieldOffset: nextOffset,
+            l4Offset: at, fragment: fragment)
     }
 
-    /// Shared L4 part of the IPv4 and IPv6 parsers.
-    init(
-        family: IPFamily, buffer: PacketBuffer, ipLength: Int, proto: UInt8, protocolFieldOffset: Int,
-        l4Offset: Int, fragment: FragmentPosition, source: IPAddress, destination: IPAddress
-    ) throws(PacketError) {
-        var headerLength = 0
-        var sourcePort: UInt16 = 0
-        var destinationPort: UInt16 = 0
-        if fragment != .later {
-            switch proto {
-            case IPProtocolNumber.tcp:
-                let tcp = try TCPHeader(buffer, at: l4Offset, end: ipLength)
-                headerLength = tcp.headerLength
-                sourcePort = tcp.sourcePort
-                destinationPort = tcp.destinationPort
-            case IPProtocolNumber.udp:
-                let udp = try UDPHeader(buffer, at: l4Offset, end: ipLength)
-                let udpLength = Int(udp.length)
-                let available = ipLength - l4Offset
-                // A first fragment holds only part of the datagram the UDP length describes.
-                guard udpLength >= 8, fragment == .first ? udpLength >= available : udpLength == available else {
-                    throw .udpLengthInvalid(udpLength: udpLength, available: available)
-                }
-                headerLength = 8
-                sourcePort = udp.sourcePort
-                destinationPort = udp.destinationPort
-            case IPProtocolNumber.icmp, IPProtocolNumber.icmpv6:
-                let icmp = try ICMPHeader(buffer, at: l4Offset, proto: proto, end: ipLength)
-                headerLength = 8
-                if icmp.isEcho { sourcePort = icmp.identifier }
-            default:
-                break
+    /// Validates the L4 header; returns its length and the ports of the tuple.
+    static func parseTransport(
+        _ buffer: PacketBuffer, _ ip: IPPart
+    ) throws(PacketError) -> (headerLength: Int, sourcePort: UInt16, destinationPort: UInt16) {
+        if ip.fragment == .later { return (0, 0, 0) }
+        let l4Offset = ip.l4Offset
+        let ipLength = ip.ipLength
+        switch ip.proto {
+        case IPProtocolNumber.tcp:
+            let tcp = try TCPHeader(buffer, at: l4Offset, end: ipLength)
+            return (tcp.headerLength, tcp.sourcePort, tcp.destinationPort)
+        case IPProtocolNumber.udp:
+            let udp = try UDPHeader(buffer, at: l4Offset, end: ipLength)
+            let udpLength = Int(udp.length)
+            let available = ipLength - l4Offset
+            // A first fragment holds only part of the datagram the UDP length describes.
+            guard udpLength >= 8, ip.fragment == .first ? udpLength >= available : udpLength == available else {
+                throw .udpLengthInvalid(udpLength: udpLength, available: available)
             }
+            return (8, udp.sourcePort, udp.destinationPort)
+        case IPProtocolNumber.icmp, IPProtocolNumber.icmpv6:
+            let icmp = try ICMPHeader(buffer, at: l4Offset, proto: ip.proto, end: ipLength)
+            return (8, icmp.isEcho ? icmp.identifier : 0, 0)
+        default:
+            return (0, 0, 0)
         }
-        self.family = family
-        self.ipLength = ipLength
-        self.proto = proto
-        self.protocolFieldOffset = protocolFieldOffset
-        self.l4Offset = l4Offset
-        self.l4HeaderLength = headerLength
-        self.fragment = fragment
-        self.tuple = FiveTuple(
-            source: source, destination: destination, sourcePort: sourcePort,
-            destinationPort: destinationPort, proto: proto)
     }
 }
