@@ -136,6 +136,11 @@ struct PacketMalformedTests {
             #expect(throws: PacketError.outOfBounds(offset: 17, length: 1, packetLength: 16)) { try b.insertGap(count: 1, at: 17) }
             #expect(throws: PacketError.outOfBounds(offset: 10, length: 7, packetLength: 16)) { try b.removeBytes(count: 7, at: 10) }
 
+            try ([0xaa, 0xbb] as [UInt8]).withUnsafeBytes { try b.copy($0, to: 14) }
+            #expect(try b.uint16(at: 14) == 0xaabb)
+            #expect(throws: PacketError.outOfBounds(offset: 15, length: 2, packetLength: 16)) {
+                try ([1, 2] as [UInt8]).withUnsafeBytes { try b.copy($0, to: 15) }
+            }
             try b.growFront(by: 8)
             try b.setUInt32(0xdead_beef, at: 0)
             try b.shrinkFront(by: 2)

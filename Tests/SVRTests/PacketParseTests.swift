@@ -118,6 +118,12 @@ struct PacketParseTests {
             #expect(p.layout.fragment == .later && p.layout.l4HeaderLength == 0)
             #expect(p.tuple.sourcePort == 0 && p.tuple.destinationPort == 0 && p.udp == nil)
             #expect(p.layout.payloadOffset == 20)
+            // A later fragment gets new addresses only; its IP checksum stays valid.
+            p.recomputeChecksums()
+            try p.rewrite(to: FiveTuple(source: SpecVector.waypointA, destination: SpecVector.waypointB,
+                                        sourcePort: 5, destinationPort: 6, proto: 17))
+            #expect(p.ipv4?.isChecksumValid == true && p.tuple.sourcePort == 0 && p.tuple.source == SpecVector.waypointA)
+            #expect(p.buffer.copyBytes()[20...] == later[20...])
         }
     }
 
@@ -139,6 +145,11 @@ struct PacketParseTests {
             #expect(ip.version == 6 && ip.payloadLength == 37 && ip.nextHeader == 0 && ip.hopLimit == 64)
             #expect(ip.trafficClass == 0 && ip.flowLabel == 0)
             #expect(p.isTransportChecksumValid == true && p.ipv4 == nil)
+            // Metadata goes after the UDP header, behind the extension headers.
+            try p.insertAfterL4Header(count: 4) { $0.copyBytes(from: [0x4c, 0x48, 0xdb, 0xc6]) }
+            #expect(p.ipv6?.payloadLength == 41 && p.udp?.length == 17 && p.isTransportChecksumValid == true)
+            #expect(Array(p.buffer.copyBytes()[72..<76]) == [0x4c, 0x48, 0xdb, 0xc6])
+            #expect(try PacketLayout(parsing: p.buffer) == p.layout)
         }
         // Fragment header: first fragment (M set) and a later one.
         let fragFirst: [UInt8] = [17, 0, 0x00, 0x01, 0, 0, 0, 9]

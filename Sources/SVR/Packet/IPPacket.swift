@@ -69,6 +69,8 @@ public struct IPPacket {
     }
 
     /// The pseudo-header sum for the current addresses and an L4 length (0 for ICMPv4).
+    /// IPv6 uses the base header's destination; with a routing header RFC 8200 §8.1 wants the
+    /// final destination instead, which is not handled (such packets do not verify here).
     func pseudoHeaderSum(length: Int) -> UInt64 {
         if layout.proto == IPProtocolNumber.icmp { return 0 }
         switch layout.family {
