@@ -50,7 +50,10 @@ public struct PacketLayout: Sendable, Hashable {
     /// Whether the packet has an L4 header we can edit.
     @inlinable public var hasTransportHeader: Bool { l4HeaderLength > 0 }
 
-    /// Parses and validates the IP and L4 headers of the packet in `buffer`.
+    /// Parses and validates the IP and L4 headers of the packet in `buffer`: version, header
+    /// lengths (IHL >= 5, TCP data offset >= 5), length fields against the bytes received,
+    /// UDP length against the IP payload, IPv6 extension headers. Checksums are not verified
+    /// here (see `IPv4Header.isChecksumValid`, `IPPacket.isTransportChecksumValid`).
     ///
     /// One initializer fills every field once: delegating through initializers that each
     /// return the whole struct cost store-forwarding stalls on every copy.
