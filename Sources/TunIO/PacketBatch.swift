@@ -49,13 +49,13 @@ public struct PacketBatch: ~Copyable {
     /// Allocates `capacity` slots. All sizes are in bytes.
     /// - Parameters:
     ///   - capacity: slots, 1...4096 (128 is a good data-plane batch).
-    ///   - maxPacketSize: largest packet to read; at least the device MTU (65535 when
-    ///     segmentation offloads are on, since the kernel then hands over 64 KiB packets).
+    ///   - maxPacketSize: largest packet to read, 1...65536: at least the device MTU, and
+    ///     65536 when segmentation offloads are on (the kernel then hands over 64 KiB packets).
     ///   - headroom: free bytes in front of each packet (default 128).
     ///   - tailroom: free bytes behind a maximum-size packet (default 64).
     public init(capacity: Int = 128, maxPacketSize: Int = 1500, headroom: Int = 128, tailroom: Int = 64) {
         precondition((1...4096).contains(capacity), "PacketBatch capacity must be 1...4096")
-        precondition((1...65535 + 64).contains(maxPacketSize), "PacketBatch maxPacketSize must be 1...65599")
+        precondition((1...65536).contains(maxPacketSize), "PacketBatch maxPacketSize must be 1...65536")
         precondition((0...4096).contains(headroom) && (0...4096).contains(tailroom), "PacketBatch head/tailroom must be 0...4096")
         let a = Self.alignment
         let stride = (headroom + maxPacketSize + tailroom + a - 1) / a * a
