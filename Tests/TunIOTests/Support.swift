@@ -199,3 +199,14 @@ extension TunDevice {
         return true
     }
 }
+
+/// The running kernel's (major, minor) version, from uname(2).
+func kernelVersion() -> (Int, Int) {
+    var u = utsname()
+    uname(&u)
+    let release = withUnsafeBytes(of: &u.release) { raw in
+        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+    }
+    let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+    return parts.count == 2 ? (parts[0], parts[1]) : (0, 0)
+}
