@@ -35,7 +35,8 @@ public struct PacketBatch: ~Copyable {
     public let maxPacketSize: Int
     /// Bytes reserved behind a maximum-size packet.
     public let tailroom: Int
-    /// Distance between slot starts: headroom + maxPacketSize + tailroom rounded up to 64.
+    /// Distance between slot starts: headroom + maxPacketSize + tailroom (at least 1)
+    /// rounded up to 64.
     public let slotSize: Int
 
     @usableFromInline let slab: UnsafeMutableRawPointer
@@ -58,7 +59,9 @@ public struct PacketBatch: ~Copyable {
         precondition((1...65536).contains(maxPacketSize), "PacketBatch maxPacketSize must be 1...65536")
         precondition((0...4096).contains(headroom) && (0...4096).contains(tailroom), "PacketBatch head/tailroom must be 0...4096")
         let a = Self.alignment
-        let stride = (headroom + maxPacketSize + tailroom + a - 1) / a * a
+        // At least one byte behind maxPacketSize: reads ask for maxPacketSize + 1 bytes so
+        // that a packet the kernel truncated is recognised (and dropped) instead of passed on.
+        let stride = (headroom + maxPacketSize + Swift.max(tailroom, 1) + a - 1) / a * a
         self.capacity = capacity
         self.headroom = headroom
         self.maxPacketSize = maxPacketSize

@@ -20,7 +20,8 @@ import Glibc
 
 /// Counters a queue keeps about packets it could not deliver. Owned by the queue's thread.
 public struct TunQueueStats: Sendable, Equatable {
-    /// Packets longer than the batch's `maxPacketSize` (the kernel truncates them: dropped).
+    /// Packets longer than the batch's `maxPacketSize`, dropped. (The kernel truncates a
+    /// packet to the read buffer; reads ask for one byte more than `maxPacketSize` to tell.)
     public var oversizedReads: UInt64 = 0
     /// Reads shorter than the virtio-net header (dropped).
     public var runtReads: UInt64 = 0
@@ -74,20 +75,21 @@ public struct TunQueue: ~Copyable, Sendable {
     /// a persistent error is thrown by the next call.
     public mutating func read(into batch: inout PacketBatch) throws(TunError) -> Int {
         let max = batch.maxPacketSize
+        let readSize = max + 1  // see TunQueueStats.oversizedReads; the slot has room for it
         let hdr = TunSys.virtioHeaderSize
         var n = 0
         while n < batch.capacity {
             let got: Int
             if hasVirtioHeader {
                 let r = TunSys.readv(fd: fd, header: batch.virtioPointer(at: n), headerCount: hdr,
-                                     into: batch.readPointer(at: n), count: max)
+                                     into: batch.readPointer(at: n), count: readSize)
                 if r >= 0 && r < hdr {
                     stats.runtReads &+= 1
                     continue
                 }
                 got = r < 0 ? r : r - hdr
             } else {
-                got = TunSys.read(fd: fd, into: batch.readPointer(at: n), count: max)
+                got = TunSys.read(fd: fd, into: batch.readPointer(at: n), count: readSize)
             }
             if got < 0 {
                 let e = Int32(-got)
