@@ -31,6 +31,9 @@ import Testing
         #expect(b.slotSize == 9024)  // 9000 rounded up to 64
         #expect(b.availableHeadroom(at: 0) == 0)
         #expect(b.availableTailroom(at: 0) == 9024)
+        // A slot always has a byte behind maxPacketSize (reads use it to detect truncation).
+        let exact = PacketBatch(capacity: 1, maxPacketSize: 64, headroom: 0, tailroom: 0)
+        #expect(exact.slotSize == 128)
         let odd = PacketBatch(capacity: 2, maxPacketSize: 100, headroom: 10, tailroom: 3)
         #expect(odd.slotSize == 128)
         #expect(odd.dataOffset(at: 1) == 10)

@@ -269,3 +269,62 @@ private func openRouted(_ ns: TestNamespace, _ config: TunConfiguration) throws 
         #expect(try q.read(into: &batch) == 0)  // EAGAIN is "no more", not an error
     }
 }
+
+@Suite(.serialized) struct TunKernelEdgeTests {
+    @Test(.enabled(if: isRoot)) func oversizedPacketsAreDroppedAndCounted() throws {
+        let ns = try TestNamespace("to")
+        defer { ns.close() }
+        var dev = try openRouted(ns, TunConfiguration(name: "svrt0"))
+        var q = try dev.requireQueue(0)
+        let sock = try ns.run { try udpSocket(bind: 0, port: 40004) }
+        defer { close(sock) }
+        try udpSend(sock, [UInt8](repeating: 7, count: 400), to: remote, port: 4007)  // 428 bytes
+        try udpSend(sock, [UInt8](repeating: 8, count: 40), to: remote, port: 4007)   // 68 bytes
+        var batch = PacketBatch(capacity: 4, maxPacketSize: 100)
+        let got = try #require(receive(&q, &batch) { isUDP($0, dstPort: 4007) })
+        #expect(got.packet.count == 68 && got.packet[28] == 8)
+        let stats = q.stats
+        #expect(stats.oversizedReads == 1)
+    }
+
+    @Test(.enabled(if: isRoot)) func badPacketsGiveShortCountsThenTypedErrors() throws {
+        let ns = try TestNamespace("tx")
+        defer { ns.close() }
+        var dev = try openRouted(ns, TunConfiguration(name: "svrt0"))
+        let q = try dev.requireQueue(0)
+        let good = udpPacket(src: remote, srcPort: 5557, dst: tunAddr, dstPort: 4008, payload: [1, 2, 3])
+        var batch = PacketBatch(capacity: 3)
+        batch.setPacket(at: 0, offset: batch.headroom, length: good.count)
+        good.withUnsafeBytes { batch.unsafePacket(at: 0).copyMemory(from: $0) }
+        // Slot 1: not IPv4 or IPv6 (first nibble 0), which a TUN refuses with EINVAL.
+        batch.setPacket(at: 1, offset: batch.headroom, length: 40)
+        batch.unsafePacket(at: 1).initializeMemory(as: UInt8.self, repeating: 0)
+        batch.setPacket(at: 2, offset: batch.headroom, length: good.count)
+        good.withUnsafeBytes { batch.unsafePacket(at: 2).copyMemory(from: $0) }
+        batch.count = 3
+        #expect(try q.write(batch) == 1)  // stops before the bad packet
+        #expect {
+            _ = try q.write(batch, from: 1)
+        } throws: { error in
+            let e = error as! TunError
+            return e.kind == .writeFailed && e.errno == EINVAL && e.device == "svrt0"
+        }
+        #expect(try q.write(batch, from: 2) == 1)  // skipping it
+    }
+
+    @Test(.enabled(if: isRoot)) func deletedDeviceWakesTheReaderWithAnError() throws {
+        let ns = try TestNamespace("tz")
+        defer { ns.close() }
+        var dev = try openTun(in: ns, TunConfiguration(name: "svrt0"))
+        var q = try dev.requireQueue(0)
+        try ns.check("ip link del svrt0")
+        #expect(try q.wait(timeout: .seconds(2)) == .readable)
+        var batch = PacketBatch(capacity: 2)
+        #expect {
+            _ = try q.read(into: &batch)
+        } throws: { error in
+            let e = error as! TunError
+            return e.kind == .readFailed && e.description.contains("device was deleted")
+        }
+    }
+}
