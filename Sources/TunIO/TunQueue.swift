@@ -83,13 +83,15 @@ public struct TunQueue: ~Copyable, Sendable {
             if hasVirtioHeader {
                 let r = TunSys.readv(fd: fd, header: batch.virtioPointer(at: n), headerCount: hdr,
                                      into: batch.readPointer(at: n), count: readSize)
-                if r >= 0 && r < hdr {
+                if r == 0 { break }  // no packet (never seen; guards against a busy loop)
+                if r > 0 && r < hdr {
                     stats.runtReads &+= 1
                     continue
                 }
                 got = r < 0 ? r : r - hdr
             } else {
                 got = TunSys.read(fd: fd, into: batch.readPointer(at: n), count: readSize)
+                if got == 0 { break }
             }
             if got < 0 {
                 let e = Int32(-got)
