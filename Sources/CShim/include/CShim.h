@@ -77,4 +77,7 @@ int svr_recvmmsg(int fd, svr_mmsghdr *msgs, unsigned int count, int blocking);
 /// sendmmsg. Returns the number of messages sent or -errno.
 int svr_sendmmsg(int fd, svr_mmsghdr *msgs, unsigned int count, int blocking);
 
+// CShim.h is the umbrella header, so the extra headers are included from here.
+#include "tun_extra.h"
+
 #endif

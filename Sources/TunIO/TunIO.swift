@@ -1,1 +1,0 @@
-// TunIO module. See docs/architecture.md.
