@@ -45,17 +45,17 @@ struct NftCompiledRule: Hashable {
     var expressions: [NftExpr]
 }
 
+/// One element key of a compiled set, with the NFT_SET_ELEM_INTERVAL_END flag.
+struct NftSetKey: Hashable {
+    var key: [UInt8]
+    var intervalEnd: Bool
+}
+
 /// A compiled set: its id within the batch and the element keys in kernel form.
 struct NftCompiledSet: Hashable {
     var set: NftSet
     var id: UInt32
-    /// (key bytes, NFT_SET_ELEM_INTERVAL_END flag)
-    var keys: [(key: [UInt8], intervalEnd: Bool)]
-
-    static func == (a: Self, b: Self) -> Bool {
-        a.set == b.set && a.id == b.id && a.keys.elementsEqual(b.keys) { $0.key == $1.key && $0.intervalEnd == $1.intervalEnd }
-    }
-    func hash(into h: inout Hasher) { h.combine(set); h.combine(id) }
+    var keys: [NftSetKey]
 }
 
 struct NftCompiler {
@@ -131,7 +131,7 @@ struct NftCompiler {
         guard set.interval else {
             var seen = Set<[UInt8]>()
             return NftCompiledSet(set: set, id: id, keys: ranges.compactMap {
-                seen.insert($0.low).inserted ? ($0.low, false) : nil
+                seen.insert($0.low).inserted ? NftSetKey(key: $0.low, intervalEnd: false) : nil
             })
         }
         // Sort, merge overlapping and adjacent intervals, then emit boundaries as nft does:
@@ -149,12 +149,12 @@ struct NftCompiler {
                 merged.append(r)
             }
         }
-        var keys = [(key: [UInt8], intervalEnd: Bool)]()
+        var keys = [NftSetKey]()
         let zero = [UInt8](repeating: 0, count: length)
-        if let first = merged.first, first.low != zero { keys.append((zero, true)) }
+        if let first = merged.first, first.low != zero { keys.append(NftSetKey(key: zero, intervalEnd: true)) }
         for r in merged {
-            keys.append((r.low, false))
-            if let end = incremented(r.high) { keys.append((end, true)) }
+            keys.append(NftSetKey(key: r.low, intervalEnd: false))
+            if let end = incremented(r.high) { keys.append(NftSetKey(key: end, intervalEnd: true)) }
         }
         return NftCompiledSet(set: set, id: id, keys: keys)
     }
@@ -269,7 +269,8 @@ struct NftCompiler {
 
     private func tcpSyn(_ s: inout RuleState) {
         l4Dependency(6, &s)
-        s.expressions += [.payload(.transport, offset: 13, length: 1), .bitwise(mask: [0x02], xor: [0]), .cmp(.neq, [0])]
+        s.expressions += [.payload(.transport, offset: 13, length: 1), .bitwise(mask: [0x02], xor: [0]),
+                          .cmp(.neq, [0])]
     }
 
     private func add(_ m: NftMatch, to s: inout RuleState, chain: String) throws(NetlinkError) {
@@ -285,7 +286,8 @@ struct NftCompiler {
         case .outputInterfaceIndex(let i): s.expressions += [.metaLoad(.oif), .cmp(.eq, i.hostBytes)]
         case .mark(let v): s.expressions += [.metaLoad(.mark), .cmp(.eq, v.hostBytes)]
         case .ctState(let st):
-            s.expressions += [.ctState, .bitwise(mask: st.rawValue.hostBytes, xor: [0, 0, 0, 0]), .cmp(.neq, [0, 0, 0, 0])]
+            s.expressions += [.ctState, .bitwise(mask: st.rawValue.hostBytes, xor: [0, 0, 0, 0]),
+                              .cmp(.neq, [0, 0, 0, 0])]
         case .tcpSyn: tcpSyn(&s)
         }
     }

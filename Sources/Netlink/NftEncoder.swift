@@ -124,7 +124,9 @@ private final class NftBatchWriter {
                         payload: (UnsafeMutablePointer<nlmsghdr>) -> Void = { _ in }) {
         precondition(estimate <= Self.scratchSize, "nftables message over the scratch buffer")
         let buf = scratch.assumingMemoryBound(to: CChar.self)
-        guard let nlh = header(buf, UInt32(descriptions.count)) else { preconditionFailure("libnftnl returned no header") }
+        guard let nlh = header(buf, UInt32(descriptions.count)) else {
+            preconditionFailure("libnftnl returned no header")
+        }
         payload(nlh)
         let len = Int(nlh.pointee.nlmsg_len)
         precondition(len <= Self.scratchSize)
@@ -169,7 +171,9 @@ enum NftEncoder {
         let w = NftBatchWriter()
         let create = NetlinkFlags.create
         w.message(NFT_MSG_NEWTABLE, family: table.family, flags: create, "add table") { tableBody($0, table.name) }
-        w.message(NFT_MSG_DELTABLE, family: table.family, flags: 0, "delete table") { tableBody($0, table.name) }
+        w.message(NFT_MSG_DELTABLE, family: table.family, flags: 0, "delete table") {
+            tableBody($0, table.name, delete: true)
+        }
         w.message(NFT_MSG_NEWTABLE, family: table.family, flags: create, "create table") { tableBody($0, table.name) }
         for c in table.chains {
             w.message(NFT_MSG_NEWCHAIN, family: table.family, flags: create, "add chain \(c.name)") {
@@ -184,7 +188,8 @@ enum NftEncoder {
             while start < s.keys.count {
                 let chunk = s.keys[start..<min(start + elementsPerMessage, s.keys.count)]
                 w.message(NFT_MSG_NEWSETELEM, family: table.family, flags: create,
-                          "add elements \(start)..<\(start + chunk.count) to set \(s.set.name)", estimate: 512 + chunk.count * (s.set.keyType.length + 64)) {
+                          "add elements \(start)..<\(start + chunk.count) to set \(s.set.name)",
+                          estimate: 512 + chunk.count * (s.set.keyType.length + 64)) {
                     elementsBody($0, table.name, s, chunk)
                 }
                 start += chunk.count
@@ -201,7 +206,7 @@ enum NftEncoder {
     /// The batch that deletes a table (ENOENT if it does not exist).
     static func deleteBatch(table: String, family: NftFamily) -> NftEncodedBatch {
         let w = NftBatchWriter()
-        w.message(NFT_MSG_DELTABLE, family: family, flags: 0, "delete table") { tableBody($0, table) }
+        w.message(NFT_MSG_DELTABLE, family: family, flags: 0, "delete table") { tableBody($0, table, delete: true) }
         return w.finish()
     }
 
@@ -226,11 +231,12 @@ enum NftEncoder {
 
     // MARK: message bodies
 
-    private static func tableBody(_ nlh: UnsafeMutablePointer<nlmsghdr>, _ name: String) {
+    /// NEWTABLE (name and flags 0) or, with `delete`, DELTABLE (name only), as nft sends them.
+    private static func tableBody(_ nlh: UnsafeMutablePointer<nlmsghdr>, _ name: String, delete: Bool = false) {
         let t = nftnl_table_alloc()!
         defer { nftnl_table_free(t) }
         nftnl_table_set_str(t, attr(NFTNL_TABLE_NAME.rawValue), name)
-        nftnl_table_set_u32(t, attr(NFTNL_TABLE_FLAGS.rawValue), 0)
+        if !delete { nftnl_table_set_u32(t, attr(NFTNL_TABLE_FLAGS.rawValue), 0) }
         nftnl_table_nlmsg_build_payload(nlh, t)
     }
 
@@ -274,7 +280,7 @@ enum NftEncoder {
     }
 
     private static func elementsBody(_ nlh: UnsafeMutablePointer<nlmsghdr>, _ table: String, _ s: NftCompiledSet,
-                                     _ keys: ArraySlice<(key: [UInt8], intervalEnd: Bool)>) {
+                                     _ keys: ArraySlice<NftSetKey>) {
         let n = newSet(table, s)
         defer { nftnl_set_free(n) }
         for k in keys {
@@ -343,7 +349,8 @@ enum NftEncoder {
             return make("masq", [])
         case .tcpOptionWrite(let kind, let offset, let length):
             let x = make("exthdr", [(NFTNL_EXPR_EXTHDR_SREG, reg1), (NFTNL_EXPR_EXTHDR_OFFSET, offset),
-                                    (NFTNL_EXPR_EXTHDR_LEN, length), (NFTNL_EXPR_EXTHDR_OP, NFT_EXTHDR_OP_TCPOPT.rawValue)])
+                                    (NFTNL_EXPR_EXTHDR_LEN, length),
+                                    (NFTNL_EXPR_EXTHDR_OP, NFT_EXTHDR_OP_TCPOPT.rawValue)])
             nftnl_expr_set_u8(x, attr(NFTNL_EXPR_EXTHDR_TYPE), kind)
             return x
         case .routeTCPMSS:
