@@ -49,6 +49,12 @@ public final class Nftables {
         try commit(batch, operation: "replace table \(table.family) \(table.name)")
     }
 
+    /// The nfnetlink batch `replace(table)` would send (sequence numbers from 0), for dry
+    /// runs, logging and measuring; throws the same model errors as `replace`.
+    public static func batchBytes(for table: NftTable) throws(NetlinkError) -> [UInt8] {
+        try NftEncoder.replaceBatch(table).bytes
+    }
+
     /// Deletes a table (`nft delete table FAMILY NAME`). Returns false if it did not exist.
     @discardableResult
     public func delete(table: String, family: NftFamily) throws(NetlinkError) -> Bool {

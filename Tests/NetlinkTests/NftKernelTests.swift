@@ -162,7 +162,26 @@ extension String {
             let nft = try Nftables()
             #expect(try nft.delete(table: "svrt", family: .inet) == false)  // absent: no error
             try nft.replace(sampleTable())
+            try nft.replace(NftTable(name: "svr4", family: .ip, chains: [
+                NftChain(name: "out", type: .filter, hook: .output, rules: [
+                    NftRule([.destinationAddress(.prefix(NftPrefix("198.51.100.0/24")!))], then: [.drop]),
+                ]),
+            ]))
+            try nft.replace(NftTable(name: "svr6", family: .ip6, chains: [
+                NftChain(name: "out", type: .filter, hook: .output, rules: [
+                    NftRule([.destinationAddress(.address(NftAddress("2001:db8::9")!))], then: [.drop]),
+                ]),
+            ]))
+            #expect(Set(try nft.tables()) == [NftTableID(name: "svrt", family: .inet),
+                                               NftTableID(name: "svr4", family: .ip),
+                                               NftTableID(name: "svr6", family: .ip6)])
+            #expect(try nft.tables(family: .ip6) == [NftTableID(name: "svr6", family: .ip6)])
+            #expect(ns.sh("nft list table ip svr4").output.contains("ip daddr 198.51.100.0/24 drop"))
+            #expect(ns.sh("nft list table ip6 svr6").output.contains("ip6 daddr 2001:db8::9 drop"))
+            #expect(try nft.tableExists("svr4", family: .ip6) == false)  // same name, other family
             #expect(try nft.delete(table: "svrt", family: .inet) == true)
+            #expect(try nft.delete(table: "svr4", family: .ip) == true)
+            #expect(try nft.delete(table: "svr6", family: .ip6) == true)
             #expect(try nft.tableExists("svrt", family: .inet) == false)
             #expect(try nft.tables().isEmpty)
             #expect(try nft.delete(table: "svrt", family: .inet) == false)
