@@ -33,6 +33,8 @@ enum NftExpr: Hashable {
     /// reg1 = htons(reg1) for a 2-byte value
     case hton16
     case forward
+    /// tproxy to the port in reg1; `family` 0 (both, inet only), 2 or 10
+    case tproxy(family: UInt8)
     case notrack
 }
 
@@ -318,6 +320,23 @@ struct NftCompiler {
             tcpSyn(&s)
             s.expressions += [.routeTCPMSS, .hton16, .tcpOptionWrite(kind: 2, offset: 2, length: 2)]
         case .forward(let index): s.expressions += [.immediate(index.hostBytes), .forward]
+        case .forwardToDevice(let name):
+            let index = if_nametoindex(name)
+            guard index != 0 else {
+                throw NetlinkError(operation: "replace table \(table.family) \(table.name)", errno: ENODEV,
+                                   detail: "chain \(chain): fwd to \"\(name)\": no such device")
+            }
+            s.expressions += [.immediate(index.hostBytes), .forward]
+        case .tproxy(let port):
+            guard s.l4proto == 6 || s.l4proto == 17 else {
+                throw fail("chain \(chain): tproxy needs a tcp or udp match before it")
+            }
+            let family: UInt8 = switch table.family {
+            case .ip: 2
+            case .ip6: 10
+            case .inet, .netdev: 0
+            }
+            s.expressions += [.immediate(port.bigEndianBytes), .tproxy(family: family)]
         case .notrack: s.expressions.append(.notrack)
         }
     }

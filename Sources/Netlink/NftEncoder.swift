@@ -361,6 +361,8 @@ enum NftEncoder {
                                       (NFTNL_EXPR_BYTEORDER_LEN, 2), (NFTNL_EXPR_BYTEORDER_SIZE, 2)])
         case .forward:
             return make("fwd", [(NFTNL_EXPR_FWD_SREG_DEV, reg1)])
+        case .tproxy(let family):
+            return make("tproxy", [(NFTNL_EXPR_TPROXY_FAMILY, UInt32(family)), (NFTNL_EXPR_TPROXY_REG_PORT, reg1)])
         case .notrack:
             return make("notrack", [])
         }

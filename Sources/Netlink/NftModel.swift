@@ -175,6 +175,12 @@ public enum NftStatement: Hashable, Sendable {
     case clampMSSToRoute
     /// `fwd to DEVICE` by interface index (netdev ingress chains only).
     case forward(interfaceIndex: UInt32)
+    /// `fwd to "name"`: the name is resolved to its index when the batch is built (as nft
+    /// does), in the calling thread's network namespace; a missing device throws ENODEV.
+    case forwardToDevice(String)
+    /// `tproxy to :PORT` (prerouting chains; the rule must match tcp or udp first): hands
+    /// the packet to a local IP_TRANSPARENT socket bound to PORT without changing it.
+    case tproxy(port: UInt16)
     /// `notrack` (prerouting/output chains, priority before conntrack).
     case notrack
 }

@@ -61,6 +61,7 @@ private func debugText(_ e: NftExpr) -> String {
     case .routeTCPMSS: return "rt load tcpmss => reg 1"
     case .hton16: return "byteorder reg 1 = hton(reg 1, 2, 2)"
     case .forward: return "fwd sreg_dev 1"
+    case .tproxy(let family): return "tproxy " + (family == 2 ? "ip " : family == 10 ? "ip6 " : "") + "port reg 1"
     case .notrack: return "notrack"
     }
 }
@@ -289,6 +290,15 @@ private func compiled(_ family: NftFamily, _ rule: NftRule, sets: [NftSet] = [])
                     "payload load 1b @ network header + 12 => reg 1", "cmp eq reg 1 0x0000000a",
                     "immediate reg 1 0x04030201", "nat snat ip addr_min reg 1"])
         #expect(try compiled(.inet, NftRule(then: [.notrack])) == ["notrack"])
+        // meta l4proto udp tproxy to :5000 ; (table ip) … tproxy ip to :5000
+        #expect(try compiled(.inet, NftRule([.l4proto(.udp)], then: [.tproxy(port: 5000)]))
+                == ["meta load l4proto => reg 1", "cmp eq reg 1 0x00000011",
+                    "immediate reg 1 0x00008813", "tproxy port reg 1"])
+        #expect(try compiled(.ip, NftRule([.l4proto(.udp)], then: [.tproxy(port: 5000)]))
+                == ["meta load l4proto => reg 1", "cmp eq reg 1 0x00000011",
+                    "immediate reg 1 0x00008813", "tproxy ip port reg 1"])
+        // fwd to "lo" (resolved by name here, as nft does)
+        #expect(try compiled(.netdev, NftRule(then: [.forwardToDevice("lo")])).suffix(1) == ["fwd sreg_dev 1"])
         // (table netdev) udp dport 4000-5000 fwd to "lo"
         #expect(try compiled(.netdev, NftRule([.destinationPort(.udp, .range(4000...5000))],
                                               then: [.forward(interfaceIndex: 1)]))
@@ -355,6 +365,15 @@ private func compiled(_ family: NftFamily, _ rule: NftRule, sets: [NftSet] = [])
             NftChain(name: "c", rules: [NftRule(tag: String(repeating: "x", count: 128), then: [.accept])]),
         ])
         #expect(error(longTag) != nil)
+        let tproxyWithoutProtocol = NftTable(name: "svrx", family: .inet, chains: [
+            NftChain(name: "c", rules: [NftRule(then: [.tproxy(port: 1)])]),
+        ])
+        #expect(error(tproxyWithoutProtocol)?.detail == "chain c: tproxy needs a tcp or udp match before it")
+        let fwdToNothing = NftTable(name: "svrx", family: .netdev, chains: [
+            NftChain(name: "c", rules: [NftRule(then: [.forwardToDevice("svrnope0")])]),
+        ])
+        #expect(error(fwdToNothing)?.errno == ENODEV)
+        #expect(error(fwdToNothing)?.detail == "chain c: fwd to \"svrnope0\": no such device")
     }
 
     @Test func addressAndPrefixValues() {

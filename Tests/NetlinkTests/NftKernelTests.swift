@@ -190,7 +190,7 @@ extension String {
         #expect(ns.sh("nft list ruleset").output == "")
     }
 
-    @Test(.enabled(if: isRoot)) func mssClampAndNetdevIngressAreAccepted() throws {
+    @Test(.enabled(if: isRoot)) func mssClampTproxyNotrackAndNetdevIngressAreAccepted() throws {
         let ns = try TestNamespace("nfm")
         defer { ns.close() }
         #expect(ns.sh("ip link add svrd0 type veth peer name svrd1 && ip link set svrd0 up").status == 0)
@@ -205,12 +205,16 @@ extension String {
                 NftChain(name: "raw", type: .filter, hook: .prerouting, priority: -300, rules: [
                     NftRule([.destinationPort(.udp, .range(16000...16100))], then: [.notrack]),
                 ]),
+                NftChain(name: "mangle", type: .filter, hook: .prerouting, priority: -150, rules: [
+                    NftRule([.destinationPort(.udp, .range(16000...16100))], then: [.tproxy(port: 5000)]),
+                ]),
             ]))
             try nft.replace(NftTable(name: "svri", family: .netdev, chains: [
                 NftChain(name: "in", type: .filter, hook: .ingress, priority: -500, device: "svrd0", rules: [
                     NftRule(tag: "to-svrd0", [.destinationAddress(.address(NftAddress(198, 18, 0, 1))),
                                               .destinationPort(.udp, .range(16000...16100))],
                             then: [.counter, .forward(interfaceIndex: index)]),
+                    NftRule(tag: "by-name", [.destinationPort(.tcp, .port(179))], then: [.forwardToDevice("svrd1")]),
                 ]),
             ]))
         }
@@ -219,6 +223,8 @@ extension String {
             "oifname \"svrd0\" tcp flags syn tcp option maxseg size set 1360 comment \"mss\"",
             "tcp flags syn tcp option maxseg size set rt mtu comment \"pmtu\"",
             "udp dport 16000-16100 notrack",
+            "udp dport 16000-16100 tproxy to :5000",
+            "tcp dport 179 fwd to \"svrd1\" comment \"by-name\"",
             "table netdev svri {",
             "type filter hook ingress device \"svrd0\" priority -500; policy accept;",
             "ip daddr 198.18.0.1 udp dport 16000-16100 counter packets 0 bytes 0 fwd to \"svrd0\" comment \"to-svrd0\"",
