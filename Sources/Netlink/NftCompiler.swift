@@ -21,7 +21,10 @@ enum NftExpr: Hashable {
     case metaLoad(MetaKey)
     case metaSet(MetaKey)
     case ctState
-    case lookup(set: String, setID: UInt32)
+    /// Set membership (`inverted`: not a member, NFT_LOOKUP_F_INV).
+    case lookup(set: String, setID: UInt32, inverted: Bool)
+    /// reg1 outside [from, to] (NFT_RANGE_NEQ; a positive range is two cmps, as nft emits)
+    case rangeOutside(from: [UInt8], to: [UInt8])
     case counter
     case immediate([UInt8])
     case verdict(Verdict, chain: String?)
@@ -168,6 +171,18 @@ struct NftCompiler {
         var expressions: [NftExpr] = []
         var networkDependency: Bool?  // the IPv6-ness already checked
         var l4proto: UInt8?
+        /// Inside `.not(…)`: the match's own comparison is inverted, its dependencies are not.
+        var negate = false
+
+        /// Appends the comparison that decides the match (inverted under `.not`).
+        mutating func decide(_ data: [UInt8], _ op: NftExpr.CmpOp = .eq) {
+            let inverted: NftExpr.CmpOp = switch op {
+            case .eq: .neq
+            case .neq: .eq
+            case .gte, .lte: preconditionFailure("ranges are negated with rangeOutside")
+            }
+            expressions.append(.cmp(negate ? inverted : op, data))
+        }
     }
 
     func compile(rule: NftRule, chain: String, index: Int) throws(NetlinkError) -> NftCompiledRule {
@@ -216,27 +231,32 @@ struct NftCompiler {
         let full: UInt32 = ipv6 ? 16 : 4
         switch m {
         case .address(let a):
-            s.expressions += [.payload(.network, offset: offset, length: full), .cmp(.eq, a.bytes)]
+            s.expressions.append(.payload(.network, offset: offset, length: full))
+            s.decide(a.bytes)
         case .prefix(let p):
-            guard p.length > 0 else { return }  // /0 matches every packet of the family
+            // /0 matches every packet of the family (only the dependency remains).
+            guard p.length > 0 else {
+                if s.negate { throw fail("chain \(chain): a negated /0 prefix matches nothing") }
+                return
+            }
             if p.length % 8 == 0 {
                 // Byte-aligned: compare only the prefix bytes (as nft does).
                 let n = p.length / 8
-                s.expressions += [.payload(.network, offset: offset, length: UInt32(n)),
-                                  .cmp(.eq, Array(p.address.bytes[0..<n]))]
+                s.expressions.append(.payload(.network, offset: offset, length: UInt32(n)))
+                s.decide(Array(p.address.bytes[0..<n]))
             } else {
                 s.expressions += [.payload(.network, offset: offset, length: full),
-                                  .bitwise(mask: p.maskBytes, xor: [UInt8](repeating: 0, count: Int(full))),
-                                  .cmp(.eq, p.address.bytes)]
+                                  .bitwise(mask: p.maskBytes, xor: [UInt8](repeating: 0, count: Int(full)))]
+                s.decide(p.address.bytes)
             }
         case .set(let name, _):
-            s.expressions += [.payload(.network, offset: offset, length: full), try lookup(name, chain: chain)]
+            s.expressions += [.payload(.network, offset: offset, length: full), try lookup(name, &s, chain: chain)]
         }
     }
 
-    private func lookup(_ name: String, chain: String) throws(NetlinkError) -> NftExpr {
+    private func lookup(_ name: String, _ s: inout RuleState, chain: String) throws(NetlinkError) -> NftExpr {
         guard let id = setIDs[name] else { throw fail("chain \(chain): no set named \(name) in this table") }
-        return .lookup(set: name, setID: id)
+        return .lookup(set: name, setID: id, inverted: s.negate)
     }
 
     private func portMatch(_ proto: NftPortProtocol, _ m: NftPortMatch, source: Bool,
@@ -249,13 +269,15 @@ struct NftCompiler {
         s.expressions.append(.payload(.transport, offset: source ? 0 : 2, length: 2))
         switch m {
         case .port(let p):
-            s.expressions.append(.cmp(.eq, p.bigEndianBytes))
+            s.decide(p.bigEndianBytes)
         case .range(let r) where r.lowerBound == r.upperBound:
-            s.expressions.append(.cmp(.eq, r.lowerBound.bigEndianBytes))
+            s.decide(r.lowerBound.bigEndianBytes)
+        case .range(let r) where s.negate:
+            s.expressions.append(.rangeOutside(from: r.lowerBound.bigEndianBytes, to: r.upperBound.bigEndianBytes))
         case .range(let r):
             s.expressions += [.cmp(.gte, r.lowerBound.bigEndianBytes), .cmp(.lte, r.upperBound.bigEndianBytes)]
         case .set(let name):
-            s.expressions.append(try lookup(name, chain: chain))
+            s.expressions.append(try lookup(name, &s, chain: chain))
         }
     }
 
@@ -265,32 +287,47 @@ struct NftCompiler {
         if wildcard { bytes.removeLast() }
         guard bytes.count < 16, !bytes.contains(0) else { throw fail("chain \(chain): bad interface name \"\(name)\"") }
         if !wildcard { bytes += [UInt8](repeating: 0, count: 16 - bytes.count) }
+        if bytes.isEmpty, s.negate { throw fail("chain \(chain): a negated \"*\" matches nothing") }
         s.expressions.append(.metaLoad(input ? .iifname : .oifname))
-        if !bytes.isEmpty { s.expressions.append(.cmp(.eq, bytes)) }
+        if !bytes.isEmpty { s.decide(bytes) }
     }
 
     private func tcpSyn(_ s: inout RuleState) {
         l4Dependency(6, &s)
-        s.expressions += [.payload(.transport, offset: 13, length: 1), .bitwise(mask: [0x02], xor: [0]),
-                          .cmp(.neq, [0])]
+        s.expressions += [.payload(.transport, offset: 13, length: 1), .bitwise(mask: [0x02], xor: [0])]
+        s.decide([0], .neq)
     }
 
     private func add(_ m: NftMatch, to s: inout RuleState, chain: String) throws(NetlinkError) {
         switch m {
         case .sourceAddress(let a): try addressMatch(a, source: true, &s, chain: chain)
         case .destinationAddress(let a): try addressMatch(a, source: false, &s, chain: chain)
+        case .l4proto(let p) where s.negate:
+            s.expressions.append(.metaLoad(.l4proto))
+            s.decide([p.number])
         case .l4proto(let p): l4Dependency(p.number, &s)
         case .sourcePort(let proto, let p): try portMatch(proto, p, source: true, &s, chain: chain)
         case .destinationPort(let proto, let p): try portMatch(proto, p, source: false, &s, chain: chain)
         case .inputInterfaceName(let n): try interfaceName(n, input: true, &s, chain: chain)
         case .outputInterfaceName(let n): try interfaceName(n, input: false, &s, chain: chain)
-        case .inputInterfaceIndex(let i): s.expressions += [.metaLoad(.iif), .cmp(.eq, i.hostBytes)]
-        case .outputInterfaceIndex(let i): s.expressions += [.metaLoad(.oif), .cmp(.eq, i.hostBytes)]
-        case .mark(let v): s.expressions += [.metaLoad(.mark), .cmp(.eq, v.hostBytes)]
+        case .inputInterfaceIndex(let i):
+            s.expressions.append(.metaLoad(.iif))
+            s.decide(i.hostBytes)
+        case .outputInterfaceIndex(let i):
+            s.expressions.append(.metaLoad(.oif))
+            s.decide(i.hostBytes)
+        case .mark(let v):
+            s.expressions.append(.metaLoad(.mark))
+            s.decide(v.hostBytes)
         case .ctState(let st):
-            s.expressions += [.ctState, .bitwise(mask: st.rawValue.hostBytes, xor: [0, 0, 0, 0]),
-                              .cmp(.neq, [0, 0, 0, 0])]
+            s.expressions += [.ctState, .bitwise(mask: st.rawValue.hostBytes, xor: [0, 0, 0, 0])]
+            s.decide([0, 0, 0, 0], .neq)
         case .tcpSyn: tcpSyn(&s)
+        case .not(let inner):
+            guard !s.negate else { throw fail("chain \(chain): nested .not") }
+            s.negate = true
+            defer { s.negate = false }
+            try add(inner, to: &s, chain: chain)
         }
     }
 

@@ -331,9 +331,13 @@ enum NftEncoder {
             return make("meta", [(NFTNL_EXPR_META_KEY, key.c), (NFTNL_EXPR_META_SREG, reg1)])
         case .ctState:
             return make("ct", [(NFTNL_EXPR_CT_KEY, NFT_CT_STATE.rawValue), (NFTNL_EXPR_CT_DREG, reg1)])
-        case .lookup(let set, let id):
-            return make("lookup", [(NFTNL_EXPR_LOOKUP_SREG, reg1), (NFTNL_EXPR_LOOKUP_SET_ID, id)],
+        case .lookup(let set, let id, let inverted):
+            let flags = inverted ? [(NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV.rawValue)] : []
+            return make("lookup", [(NFTNL_EXPR_LOOKUP_SREG, reg1), (NFTNL_EXPR_LOOKUP_SET_ID, id)] + flags,
                         string: (NFTNL_EXPR_LOOKUP_SET, set))
+        case .rangeOutside(let from, let to):
+            return make("range", [(NFTNL_EXPR_RANGE_SREG, reg1), (NFTNL_EXPR_RANGE_OP, NFT_RANGE_NEQ.rawValue)],
+                        data: [(NFTNL_EXPR_RANGE_FROM_DATA, from), (NFTNL_EXPR_RANGE_TO_DATA, to)])
         case .counter:
             return make("counter", [])
         case .immediate(let value):

@@ -152,6 +152,10 @@ public enum NftMatch: Hashable, Sendable {
     case ctState(NftCtState)
     /// `tcp flags syn` (SYN set; adds `meta l4proto tcp`)
     case tcpSyn
+    /// The negation of a match (`!=`, `!= @set`): its protocol dependencies still hold, e.g.
+    /// `.not(.destinationPort(.udp, .range(1...9)))` is "UDP and port outside 1-9",
+    /// `.not(.ctState([.new, .invalid]))` is "neither new nor invalid". Not nestable.
+    indirect case not(NftMatch)
 }
 
 /// What a rule does once its matches hold, in order.

@@ -51,7 +51,8 @@ private func debugText(_ e: NftExpr) -> String {
     case .metaLoad(let k): return "meta load \(k) => reg 1"
     case .metaSet(let k): return "meta set \(k) with reg 1"
     case .ctState: return "ct load state => reg 1"
-    case .lookup(let set, _): return "lookup reg 1 set \(set)"
+    case .lookup(let set, _, let inverted): return "lookup reg 1 set \(set)" + (inverted ? " 0x1" : "")
+    case .rangeOutside(let from, let to): return "range neq reg 1 \(words(from)) \(words(to))"
     case .counter: return "counter pkts 0 bytes 0"
     case .immediate(let d): return "immediate reg 1 \(words(d))"
     case .verdict(let v, let chain): return "immediate reg 0 \(v)" + (chain.map { " -> \($0)" } ?? "")
@@ -299,6 +300,30 @@ private func compiled(_ family: NftFamily, _ rule: NftRule, sets: [NftSet] = [])
                     "immediate reg 1 0x00008813", "tproxy ip port reg 1"])
         // fwd to "lo" (resolved by name here, as nft does)
         #expect(try compiled(.netdev, NftRule(then: [.forwardToDevice("lo")])).suffix(1) == ["fwd sreg_dev 1"])
+        // Negations: ip saddr != @s4 ; udp dport != 1000-2000 ; iifname != "eth*" ;
+        // ip daddr != 10.0.0.0/8 ; meta l4proto != udp
+        #expect(try compiled(.inet, NftRule([.not(.sourceAddress(.set("s4")))], then: [.drop]), sets: [s4])
+                == ["meta load nfproto => reg 1", "cmp eq reg 1 0x00000002",
+                    "payload load 4b @ network header + 12 => reg 1", "lookup reg 1 set s4 0x1", "immediate reg 0 drop"])
+        #expect(try compiled(.inet, NftRule([.not(.destinationPort(.udp, .range(1000...2000)))], then: [.drop]))
+                == ["meta load l4proto => reg 1", "cmp eq reg 1 0x00000011",
+                    "payload load 2b @ transport header + 2 => reg 1",
+                    "range neq reg 1 0x0000e803 0x0000d007", "immediate reg 0 drop"])
+        #expect(try compiled(.inet, NftRule([.not(.inputInterfaceName("eth*"))], then: [.drop]))
+                == ["meta load iifname => reg 1", "cmp neq reg 1 0x00687465", "immediate reg 0 drop"])
+        #expect(try compiled(.inet, NftRule([.not(.destinationAddress(.prefix(NftPrefix("10.0.0.0/8")!)))],
+                                            then: [.drop]))
+                == ["meta load nfproto => reg 1", "cmp eq reg 1 0x00000002",
+                    "payload load 1b @ network header + 16 => reg 1", "cmp neq reg 1 0x0000000a",
+                    "immediate reg 0 drop"])
+        #expect(try compiled(.inet, NftRule([.not(.l4proto(.udp)), .destinationPort(.any, .port(53))], then: [.drop]))
+                == ["meta load l4proto => reg 1", "cmp neq reg 1 0x00000011",
+                    "payload load 2b @ transport header + 2 => reg 1", "cmp eq reg 1 0x00003500",
+                    "immediate reg 0 drop"])
+        // Not ct state new,invalid: (state & 9) == 0 (nft's `!=` on flags compares exactly).
+        #expect(try compiled(.inet, NftRule([.not(.ctState([.new, .invalid]))], then: [.accept]))
+                == ["ct load state => reg 1", "bitwise reg 1 = ( reg 1 & 0x00000009 ) ^ 0x00000000",
+                    "cmp eq reg 1 0x00000000", "immediate reg 0 accept"])
         // (table netdev) udp dport 4000-5000 fwd to "lo"
         #expect(try compiled(.netdev, NftRule([.destinationPort(.udp, .range(4000...5000))],
                                               then: [.forward(interfaceIndex: 1)]))
@@ -373,6 +398,10 @@ private func compiled(_ family: NftFamily, _ rule: NftRule, sets: [NftSet] = [])
             NftChain(name: "c", rules: [NftRule(then: [.forwardToDevice("svrnope0")])]),
         ])
         #expect(error(fwdToNothing)?.errno == ENODEV)
+        let nestedNot = NftTable(name: "svrx", family: .inet, chains: [
+            NftChain(name: "c", rules: [NftRule([.not(.not(.mark(1)))], then: [.accept])]),
+        ])
+        #expect(error(nestedNot)?.detail == "chain c: nested .not")
         #expect(error(fwdToNothing)?.detail == "chain c: fwd to \"svrnope0\": no such device")
     }
 

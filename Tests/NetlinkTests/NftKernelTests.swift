@@ -22,6 +22,8 @@ func sampleTable(name: String = "svrt", ports: [UInt16] = [22, 80]) -> NftTable 
             NftRule([.ctState([.established, .related])], then: [.accept]),
             NftRule([.mark(0x10), .inputInterfaceIndex(1)], then: [.setMark(0x20), .return]),
             NftRule([.l4proto(.icmp)], then: [.counter]),
+            NftRule(tag: "not", [.not(.sourceAddress(.set("s4"))), .not(.destinationPort(.udp, .range(16000...16100)))],
+                    then: [.drop]),
         ]),
         NftChain(name: "post", type: .nat, hook: .postrouting, priority: 100, rules: [
             NftRule([.outputInterfaceName("lo")], then: [.masquerade]),
@@ -84,6 +86,7 @@ extension String {
             "ct state established,related accept",
             "meta mark 0x00000010 iif \"lo\" meta mark set 0x00000020 return",
             "meta l4proto icmp counter packets 0 bytes 0",
+            "ip saddr != @s4 udp dport != 16000-16100 drop comment \"not\"",
             "type nat hook postrouting priority srcnat; policy accept;",
             "oifname \"lo\" masquerade",
             "ip6 saddr @s6 snat ip6 to 2001:db8::1",
@@ -91,7 +94,7 @@ extension String {
         ] {
             #expect(text.contains(line), "nft list lacks: \(line)\n\(text)")
         }
-        #expect(nftRuleCount(ns, "svrt") == 12)
+        #expect(nftRuleCount(ns, "svrt") == 13)
     }
 
     @Test(.enabled(if: isRoot)) func counterCountsRealPackets() throws {
@@ -145,10 +148,10 @@ extension String {
             try nft.replace(sampleTable(ports: [443]))
             return (first, try nft.rules(table: "svrt", family: .inet))
         }
-        #expect(first.count == 12)
-        #expect(second.count == 12)
+        #expect(first.count == 13)
+        #expect(second.count == 13)
         #expect(second.map(\.tag) == first.map(\.tag))
-        #expect(nftRuleCount(ns, "svrt") == 12)
+        #expect(nftRuleCount(ns, "svrt") == 13)
         let text = ns.sh("nft list ruleset").output
         #expect(text.components("table inet svrt").count == 2)
         #expect(text.contains("elements = { 443 }"))
@@ -246,7 +249,7 @@ extension String {
         var bad = good
         // `rt mtu` exists only after routing: the kernel rejects it in an input chain when it
         // checks the rule against the base chain.
-        bad.chains[1].rules.append(NftRule(then: [.clampMSSToRoute]))
+        bad.chains[1].rules.append(NftRule(then: [.clampMSSToRoute]))  // rule 10
         var fwdInInet = good  // fwd exists only in the netdev family
         fwdInInet.chains[1].rules.insert(NftRule(then: [.forward(interfaceIndex: 1)]), at: 0)
         var wrongType = ingress  // the netdev family has no nat chains
@@ -275,7 +278,7 @@ extension String {
         try #require(errors.count == 3)
         #expect(errors[0].errno == EOPNOTSUPP)
         #expect(errors[0].description.hasPrefix("replace table inet svrt: "))
-        #expect(errors[0].detail == "refused: add rule 9 to chain input")
+        #expect(errors[0].detail == "refused: add rule 10 to chain input")
         #expect(errors[1].errno != 0)
         #expect(errors[1].detail == "refused: add rule 0 to chain input")
         #expect(errors[2].errno != 0)
