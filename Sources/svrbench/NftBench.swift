@@ -14,8 +14,8 @@ enum NftBench {
         let peers = (0..<100).map { NftSetElement.address(NftAddress(10, 99, UInt8($0 / 250), UInt8($0 % 250 + 1))) }
         var input = [NftRule]()
         for i in 0..<10 {
-            input.append(NftRule(tag: "in\(i)", [.sourceAddress(.set("peers")),
-                                                  .destinationPort(.udp, .range(UInt16(16000 + i * 100)...UInt16(16099 + i * 100)))],
+            let ports = UInt16(16000 + i * 100)...UInt16(16099 + i * 100)
+            input.append(NftRule(tag: "in\(i)", [.sourceAddress(.set("peers")), .destinationPort(.udp, .range(ports))],
                                  then: [.counter, .jump("svr")]))
         }
         var forward = [NftRule]()
