@@ -158,6 +158,36 @@ extension String {
         #expect(!text.contains("elements = { 22, 80 }"))
     }
 
+    /// Several NEWSETELEM messages, hundreds of ACKs and a rule dump spanning several reads.
+    @Test(.enabled(if: isRoot)) func largeTablesRoundTrip() throws {
+        let ns = try TestNamespace("nfl")
+        defer { ns.close() }
+        let elements = (0..<3000).map { i in
+            NftSetElement.prefix(NftPrefix(NftAddress(10, UInt8(i / 256), UInt8(i % 256), 0), length: 28)!)
+        }
+        let rules = (0..<400).map { i in
+            NftRule(tag: "r\(i)", [.sourceAddress(.set("nets")), .destinationPort(.udp, .port(UInt16(20000 + i)))],
+                    then: [.counter, .accept])
+        }
+        let table = NftTable(name: "svrl", family: .inet, chains: [
+            NftChain(name: "input", type: .filter, hook: .input, rules: rules),
+        ], sets: [NftSet(name: "nets", keyType: .ipv4Address, interval: true, elements: elements)])
+        let listed = try ns.run {
+            let nft = try Nftables()
+            try nft.replace(table)
+            try nft.replace(table)
+            return try nft.rules(table: "svrl", family: .inet)
+        }
+        #expect(listed.map(\.tag) == (0..<400).map { "r\($0)" })
+        #expect(listed.allSatisfy { $0.chain == "input" && $0.packets == 0 })
+        let set = ns.sh("nft list set inet svrl nets").output
+        for e in ["10.0.0.0/28", "10.0.1.0/28", "10.5.255.0/28", "10.11.183.0/28"] {
+            #expect(set.contains(e), "set lacks \(e)")
+        }
+        #expect(!set.contains("10.11.184.0/28"))  // element 3000 does not exist
+        #expect(nftRuleCount(ns, "svrl") == 400)
+    }
+
     @Test(.enabled(if: isRoot)) func deletingLeavesNothing() throws {
         let ns = try TestNamespace("nfd")
         defer { ns.close() }
