@@ -1,7 +1,7 @@
 // libnftnl encoding: compiled tables, chains, sets and rules (NftCompiler.swift) become one
-// nfnetlink batch. This file and NftBatch below hold all of the nftables layer's
-// pointer work and every conversion of a C enum (they import in three shapes: named enums
-// as structs with rawValue, anonymous enums as Int, #defines as Int32).
+// nfnetlink batch. This file holds all of the nftables layer's libnftnl pointer work and
+// every conversion of a C enum (they import in three shapes: named enums as structs with
+// rawValue, anonymous enums as Int, #defines as Int32).
 //
 // Batch layout of a replace (one transaction, all or nothing):
 //   BEGIN, NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN…, NEWSET…, NEWSETELEM…, NEWRULE…, END
@@ -96,7 +96,8 @@ struct NftEncodedBatch {
         }
     }
 
-    /// The sequence numbers that get an ACK (every message but BEGIN and END).
+    /// The sequence numbers that get an ACK (every message but BEGIN and END). `base` must
+    /// leave room for the whole batch below UInt32.max (see `Nftables.commit`).
     func acknowledged(base: UInt32) -> ClosedRange<UInt32>? {
         messageCount > 2 ? (base + 1)...(base + UInt32(messageCount) - 2) : nil
     }

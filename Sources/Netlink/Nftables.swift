@@ -27,7 +27,7 @@ public struct NftRuleInfo: Hashable, Sendable {
     public var bytes: UInt64?
 }
 
-/// An NETLINK_NETFILTER session for nftables. Not thread-safe: one owner at a time.
+/// A NETLINK_NETFILTER session for nftables. Not thread-safe: one owner at a time.
 public final class Nftables {
     private let socket: NetlinkSocket
 
@@ -43,7 +43,8 @@ public final class Nftables {
 
     /// Replaces `table` (creating it if needed) with exactly the given chains, sets and
     /// rules, in one atomic transaction (`nft -f` of a file that starts with
-    /// `add table …; delete table …`). On any error the previous table stays as it was.
+    /// `add table …; delete table …`). On any error the previous table stays as it was and
+    /// the error names the refused message. Rules are recreated, so counters restart at 0.
     public func replace(_ table: NftTable) throws(NetlinkError) {
         let batch = try NftEncoder.replaceBatch(table)
         try commit(batch, operation: "replace table \(table.family) \(table.name)")
@@ -106,7 +107,11 @@ public final class Nftables {
 
     private func commit(_ encoded: NftEncodedBatch, operation: @autoclosure () -> String) throws(NetlinkError) {
         var batch = encoded
-        let base = socket.allocateSequence(count: UInt32(batch.messageCount))
+        let count = UInt32(batch.messageCount)
+        var base = socket.allocateSequence(count: count)
+        if base > UInt32.max - count {
+            base = socket.allocateSequence(count: count)  // the ACK range must not wrap around 0
+        }
         batch.setSequence(base: base)
         let sent = batch.bytes.withUnsafeBytes { b in
             Result { () throws(NetlinkError) in try socket.send(b, operation: operation()) }
