@@ -224,7 +224,13 @@ struct NftCompiler {
         switch m {
         case .address(let a): ipv6 = !a.isIPv4
         case .prefix(let p): ipv6 = !p.address.isIPv4
-        case .set(_, let v6): ipv6 = v6
+        case .set(let name):
+            switch table.sets.first(where: { $0.name == name })?.keyType {
+            case .ipv4Address: ipv6 = false
+            case .ipv6Address: ipv6 = true
+            case .inetService: throw fail("chain \(chain): set \(name) holds ports, not addresses")
+            case nil: throw fail("chain \(chain): no set named \(name) in this table")
+            }
         }
         try networkDependency(ipv6: ipv6, &s, chain: chain)
         let offset: UInt32 = ipv6 ? (source ? 8 : 24) : (source ? 12 : 16)
@@ -249,7 +255,7 @@ struct NftCompiler {
                                   .bitwise(mask: p.maskBytes, xor: [UInt8](repeating: 0, count: Int(full)))]
                 s.decide(p.address.bytes)
             }
-        case .set(let name, _):
+        case .set(let name):
             s.expressions += [.payload(.network, offset: offset, length: full), try lookup(name, &s, chain: chain)]
         }
     }
@@ -277,6 +283,10 @@ struct NftCompiler {
         case .range(let r):
             s.expressions += [.cmp(.gte, r.lowerBound.bigEndianBytes), .cmp(.lte, r.upperBound.bigEndianBytes)]
         case .set(let name):
+            let keyType = table.sets.first { $0.name == name }?.keyType
+            if keyType == .ipv4Address || keyType == .ipv6Address {
+                throw fail("chain \(chain): set \(name) holds addresses, not ports")
+            }
             s.expressions.append(try lookup(name, &s, chain: chain))
         }
     }

@@ -112,8 +112,8 @@ public enum NftSetElement: Hashable, Sendable {
 public enum NftAddressMatch: Hashable, Sendable {
     case address(NftAddress)
     case prefix(NftPrefix)
-    /// A set of this table; `ipv6` selects ip6 vs ip header.
-    case set(String, ipv6: Bool = false)
+    /// A set of this table; its key type selects the ip or ip6 header.
+    case set(String)
 }
 
 /// A port to match: one port, an inclusive range, or membership of a named set.

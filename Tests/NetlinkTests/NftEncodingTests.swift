@@ -243,6 +243,11 @@ private func compiled(_ family: NftFamily, _ rule: NftRule, sets: [NftSet] = [])
         #expect(try compiled(.inet, NftRule([.sourceAddress(.set("s4"))], then: [.accept]), sets: [s4])
                 == ["meta load nfproto => reg 1", "cmp eq reg 1 0x00000002",
                     "payload load 4b @ network header + 12 => reg 1", "lookup reg 1 set s4", "immediate reg 0 accept"])
+        // ip6 saddr @s6 accept (the set's key type selects the ip6 header)
+        #expect(try compiled(.inet, NftRule([.sourceAddress(.set("s6"))], then: [.accept]),
+                             sets: [NftSet(name: "s6", keyType: .ipv6Address)])
+                == ["meta load nfproto => reg 1", "cmp eq reg 1 0x0000000a",
+                    "payload load 16b @ network header + 8 => reg 1", "lookup reg 1 set s6", "immediate reg 0 accept"])
         // ip6 daddr 2001:db8::/32 accept
         #expect(try compiled(.inet, NftRule([.destinationAddress(.prefix(NftPrefix("2001:db8::/32")!))], then: [.accept]))
                 == ["meta load nfproto => reg 1", "cmp eq reg 1 0x0000000a",
@@ -380,6 +385,14 @@ private func compiled(_ family: NftFamily, _ rule: NftRule, sets: [NftSet] = [])
             NftChain(name: "c", rules: [NftRule([.destinationPort(.any, .set("nope"))], then: [.accept])]),
         ])
         #expect(error(missingSet)?.detail == "chain c: no set named nope in this table")
+        let portsAsAddresses = NftTable(name: "svrx", family: .inet, chains: [
+            NftChain(name: "c", rules: [NftRule([.sourceAddress(.set("p"))], then: [.accept])]),
+        ], sets: [NftSet(name: "p", keyType: .inetService)])
+        #expect(error(portsAsAddresses)?.detail == "chain c: set p holds ports, not addresses")
+        let addressesAsPorts = NftTable(name: "svrx", family: .inet, chains: [
+            NftChain(name: "c", rules: [NftRule([.sourcePort(.tcp, .set("a"))], then: [.accept])]),
+        ], sets: [NftSet(name: "a", keyType: .ipv6Address)])
+        #expect(error(addressesAsPorts)?.detail == "chain c: set a holds addresses, not ports")
         let inputInNetdev = NftTable(name: "svrx", family: .netdev, chains: [
             NftChain(name: "c", type: .filter, hook: .input, device: "lo"),
         ])

@@ -27,7 +27,7 @@ func sampleTable(name: String = "svrt", ports: [UInt16] = [22, 80]) -> NftTable 
         ]),
         NftChain(name: "post", type: .nat, hook: .postrouting, priority: 100, rules: [
             NftRule([.outputInterfaceName("lo")], then: [.masquerade]),
-            NftRule([.sourceAddress(.set("s6", ipv6: true))], then: [.snat(NftAddress("2001:db8::1")!)]),
+            NftRule([.sourceAddress(.set("s6"))], then: [.snat(NftAddress("2001:db8::1")!)]),
             NftRule([.sourceAddress(.prefix(NftPrefix("192.168.0.0/16")!))], then: [.snat(NftAddress(198, 18, 0, 1))]),
         ]),
     ], sets: [
