@@ -13,6 +13,8 @@ public struct NetlinkError: Error, Sendable, Equatable, CustomStringConvertible 
     public var kernelMessage: String?
     /// For failures that are not errnos: a description (malformed reply, unexpected message).
     public var detail: String?
+    /// The sequence number of the request the kernel rejected (batches: which message).
+    public var sequence: UInt32?
 
     public init(operation: String, errno: Int32, kernelMessage: String? = nil, detail: String? = nil) {
         self.operation = operation

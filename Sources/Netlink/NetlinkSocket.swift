@@ -128,6 +128,7 @@ public final class NetlinkSocket {
                         firstError = NetlinkError(
                             operation: operation(), errno: -err,
                             kernelMessage: Self.extendedAckMessage(payload, flags: flags))
+                        firstError?.sequence = seq
                     }
                 case NLMSG_DONE:
                     pending.remove(seq)

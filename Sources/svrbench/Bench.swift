@@ -8,6 +8,7 @@ enum Bench {
         ("rtnl", "rtnetlink route add/replace/delete/dump per route in a private namespace [COUNT]", NetlinkBench.run),
         ("nat", "packet layer: double-NAT rewrite, checksum, metadata insert/strip (ns/op)", PacketBench.run),
         (name: "tun", about: TunBench.about, run: TunBench.run),
+        (name: "nft", about: NftBench.about, run: NftBench.run),
     ]
 
     static func main(_ args: [String]) {
