@@ -2,7 +2,7 @@
 // measured in a private network namespace (a pthread that unshared its netns; the
 // namespace disappears with the thread, so the host's ruleset is never touched).
 
-import CShim
+internal import CShim
 import Glibc
 import Netlink
 
