@@ -7,6 +7,8 @@
 // for the control plane are produced by `snapshot()` on that thread and handed over as
 // immutable values.
 
+import Glibc
+
 /// Where a packet goes after the engine has processed it.
 public enum Disposition: Equatable, Sendable {
     /// Send the (rewritten) packet toward a peer, out of WAN interface `interface`
@@ -122,4 +124,97 @@ public struct SessionView: Sendable, Equatable {
         self.reversePackets = reversePackets; self.reverseBytes = reverseBytes
         self.ageSeconds = ageSeconds; self.idleSeconds = idleSeconds
     }
+}
+
+/// The time an engine call happens at: a monotonic clock for timeouts, and the wall clock for
+/// time-based HMAC windows (spec §6.3). Read once per batch by the caller, not per packet.
+public struct EngineTime: Sendable, Equatable, Comparable {
+    /// Monotonic nanoseconds (CLOCK_MONOTONIC).
+    public var monotonicNanos: UInt64
+    /// Unix time in seconds (CLOCK_REALTIME).
+    public var unixSeconds: UInt64
+
+    public init(monotonicNanos: UInt64, unixSeconds: UInt64) {
+        self.monotonicNanos = monotonicNanos
+        self.unixSeconds = unixSeconds
+    }
+
+    public static func < (l: EngineTime, r: EngineTime) -> Bool { l.monotonicNanos < r.monotonicNanos }
+
+    /// Reads both clocks now.
+    public static func now() -> EngineTime {
+        var m = timespec()
+        var w = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &m)
+        clock_gettime(CLOCK_REALTIME, &w)
+        return EngineTime(monotonicNanos: UInt64(m.tv_sec) * 1_000_000_000 + UInt64(m.tv_nsec), unixSeconds: UInt64(w.tv_sec))
+    }
+
+    /// This time plus `seconds` (both clocks advance).
+    public func adding(seconds: Double) -> EngineTime {
+        EngineTime(monotonicNanos: monotonicNanos &+ UInt64(seconds * 1e9), unixSeconds: unixSeconds &+ UInt64(seconds))
+    }
+}
+
+/// A peer as `show peers` prints it.
+public struct PeerView: Sendable, Equatable {
+    public var name: String
+    /// The peer's waypoint addresses.
+    public var waypoints: [String]
+    /// "native" or "udp".
+    public var transport: String
+    /// "up", "down" or "unknown" (before path monitoring exists, "unknown").
+    public var status: String
+    public var sessions: Int
+    public init(name: String, waypoints: [String], transport: String, status: String, sessions: Int) {
+        self.name = name; self.waypoints = waypoints; self.transport = transport; self.status = status; self.sessions = sessions
+    }
+}
+
+/// A service as `show services` prints it.
+public struct ServiceView: Sendable, Equatable {
+    public var name: String
+    public var prefixes: [String]
+    /// e.g. "tcp/80,443" or "any".
+    public var transport: String
+    public var tenants: [String]
+    /// "peer NAME[, NAME…]", "local", "local snat" or "none".
+    public var route: String
+    public var encryption: String
+    public var sessions: Int
+    public init(name: String, prefixes: [String], transport: String, tenants: [String], route: String, encryption: String, sessions: Int) {
+        self.name = name; self.prefixes = prefixes; self.transport = transport; self.tenants = tenants
+        self.route = route; self.encryption = encryption; self.sessions = sessions
+    }
+}
+
+/// Everything the control plane shows, copied out on the data-plane thread.
+public struct EngineSnapshot: Sendable, Equatable {
+    public var routerName: String
+    public var counters: EngineCounters
+    public var sessions: [SessionView]
+    public var peers: [PeerView]
+    public var services: [ServiceView]
+    public init(routerName: String, counters: EngineCounters, sessions: [SessionView], peers: [PeerView], services: [ServiceView]) {
+        self.routerName = routerName; self.counters = counters; self.sessions = sessions; self.peers = peers; self.services = services
+    }
+}
+
+/// What the daemon's data-plane thread drives. One instance per data-plane thread; not
+/// Sendable, no locks inside. Every call is synchronous and allocation-free on the
+/// established-session path.
+public protocol PacketEngine: AnyObject {
+    /// A packet read from the LAN TUN (an IP packet starting at `packet.offset`, with
+    /// headroom before and tailroom after it). Rewritten in place.
+    func handleLAN(_ packet: inout PacketBuffer, now: EngineTime) -> Disposition
+    /// A packet received on WAN interface `interface` (index into the config's interfaces).
+    func handleWAN(_ packet: inout PacketBuffer, interface: Int, now: EngineTime) -> Disposition
+    /// Periodic work (call at least every 100 ms): session expiry in bounded steps, and
+    /// queueing generated packets (e.g. the TLV-18 acknowledgement of one-way flows).
+    func tick(now: EngineTime)
+    /// Moves each generated packet into `slot` (`maxLength` bytes at `slot + headroom`)
+    /// and calls `send` with its length and disposition, until none are left.
+    func drainGenerated(into slot: UnsafeMutableRawBufferPointer, headroom: Int, _ send: (PacketBuffer, Disposition) -> Void)
+    /// The control plane's view, copied out (allocates; call on request, not per packet).
+    func snapshot(now: EngineTime) -> EngineSnapshot
 }
