@@ -6,9 +6,7 @@
 import PackageDescription
 
 /// Settings shared by every Swift target (Swift 6 mode is the default for tools 6.x).
-let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("MemberImportVisibility"),
-]
+let swiftSettings: [SwiftSetting] = []
 
 let package = Package(
     name: "svrd",
