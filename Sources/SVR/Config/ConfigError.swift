@@ -30,7 +30,7 @@ public struct ConfigPath: Hashable, Sendable, CustomStringConvertible {
             case .index(let i): out += "[\(i)]"
             case .key(let k):
                 if !out.isEmpty { out += "." }
-                out += Self.isBare(k) ? k : "\"\(k)\""
+                out += Self.isBare(k) ? k : Self.quoted(k)
             }
         }
         return out
@@ -38,6 +38,20 @@ public struct ConfigPath: Hashable, Sendable, CustomStringConvertible {
 
     /// Whether `key` can be written without quotes in TOML (`A-Za-z0-9_-`).
     static func isBare(_ key: String) -> Bool { !key.isEmpty && key.utf8.allSatisfy(isBareKeyByte) }
+
+    /// A TOML basic string for `key` (quotes and backslashes escaped).
+    static func quoted(_ key: String) -> String {
+        var out = "\""
+        for c in key.unicodeScalars {
+            switch c {
+            case "\"", "\\": out += "\\\(c)"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out + "\""
+    }
 
     static func isBareKeyByte(_ c: UInt8) -> Bool {
         (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x5F
@@ -106,7 +120,21 @@ public struct ConfigError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         let location = line > 0 ? "\(file):\(line)" : file
         let key = path.segments.isEmpty ? "" : "\(path): "
-        return "\(location): \(key)\(message)"
+        return Self.printable("\(location): \(key)\(message)")
+    }
+
+    /// Keeps the error on one line and the terminal sane: control characters (which can only
+    /// come from the file's own strings) are shown escaped.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for c in text.unicodeScalars {
+            if c.value < 0x20 || c.value == 0x7F {
+                out += "\\u{\(String(c.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(c)
+            }
+        }
+        return out
     }
 }
 

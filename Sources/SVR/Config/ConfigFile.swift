@@ -11,7 +11,7 @@ enum ConfigFile {
 
     /// Reads a whole regular file of at most `limit` bytes.
     static func read(_ path: String, limit: Int) throws(ValueProblem) -> Contents {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)  // never block on a FIFO
         guard fd >= 0 else { throw problem(errno, path) }
         defer { close(fd) }
         var st = stat()

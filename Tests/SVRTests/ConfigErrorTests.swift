@@ -1,0 +1,329 @@
+import Glibc
+import Testing
+
+@testable import SVR
+
+/// A config with one mistake of each kind; the line numbers in `expected` are the lines of
+/// this literal (line 1 is the comment).
+let brokenConfig = """
+    # deliberately broken: one mistake per marked line
+    [router]
+    name = "branch-1"
+    private-key = "kLIz5DZPDegt0GV4WTmv8sw1u5JMrnv0v/ytlSLCC0k="
+    mtu = 70000
+    lan-adress = "10.1.0.1/16"
+
+    [[interface]]
+    name = "wan0"
+    address = "203.0.113.10/24"
+    neighborhood = "internet"
+
+    [[interface]]
+    name = "wan0"
+    address = "203.0.113.70"
+    neighborhood = "lte"
+    max-waypoints = "many"
+
+    [[peer]]
+    name = "cloud-gw"
+    public-key = "uY6OwaFhbPxdEGH4b7TFgwYsU90unh9F8hiVPxaryk0="
+    waypoints = ["198.51.100.10"]
+
+    [[peer]]
+    name = "hub"
+    public-key = "X++bW0CCBzYCGiQEiy/b1gESv88rxjc5x4iaR3RShT"
+    waypoints = ["192.0.2.1"]
+    transport = "tcp"
+
+    [[tenant]]
+    name = "staff"
+    prefixes = ["10.1.0.0/16", "10.1.0.0/33"]
+
+    [[tenant]]
+    name = "contractors"
+    prefixes = ["10.1.0.0/16"]
+
+    [[service]]
+    name = "web"
+    prefixes = ["10.100.0.0/16"]
+    protocol = "tcp"
+    ports = ["80", "443"]
+    tenants = ["staff", "visitors"]
+
+    [[service]]
+    name = "web-alt"
+    prefixes = ["10.100.0.0/16"]
+    protocol = "tcp"
+    ports = ["443", "0-10"]
+    tenants = ["staff"]
+
+    [[service-route]]
+    service = "web"
+    peer = "cloud-gw"
+    source-nat = true
+
+    [[service-route]]
+    service = "web-alt"
+
+    [timeouts]
+    udp = 0
+    """
+
+@Test func brokenConfigReportsEveryErrorWithLineAndPath() {
+    let errors = Config.check(text: brokenConfig, fileName: "broken.toml")
+    let expected: [(Int, String, ConfigError.Kind)] = [
+        (5, "router.mtu", .outOfRange),
+        (6, "router.lan-adress", .unknownKey),
+        (10, "interface[0].address", .invalidAddress),
+        (14, "interface[1].name", .duplicate),
+        (17, "interface[1].max-waypoints", .wrongType),
+        (26, "peer[1].public-key", .invalidKey),
+        (28, "peer[1].transport", .invalidValue),
+        (32, "tenant[0].prefixes[1]", .invalidPrefix),
+        (36, "tenant[1].prefixes[0]", .ambiguousTenant),
+        (43, "service[0].tenants[1]", .unknownReference),
+        (47, "service[1].prefixes[0]", .ambiguousService),
+        (49, "service[1].ports[1]", .invalidPort),
+        (55, "service-route[0].source-nat", .conflict),
+        (57, "service-route[1]", .missingKey),
+        (61, "timeouts.udp", .outOfRange),
+    ]
+    #expect(errors.count == expected.count, "\(errors)")
+    for (error, (line, path, kind)) in zip(errors, expected) {
+        #expect(error.line == line, "\(error)")
+        #expect(error.path.description == path, "\(error)")
+        #expect(error.kind == kind, "\(error)")
+        #expect(error.file == "broken.toml")
+    }
+    #expect(Set(errors.map(\.kind)).count >= 12)
+    #expect(errors.map(\.description).contains(
+        "broken.toml:26: peer[1].public-key: not a valid base64 X25519 public key (32 bytes)"))
+    #expect(errors.map(\.description).contains(
+        "broken.toml:14: interface[1].name: duplicate interface 'wan0' (first on line 9)"))
+    #expect(errors.map(\.description).contains(
+        "broken.toml:6: router.lan-adress: unknown key 'lan-adress'; did you mean 'lan-address'?"))
+    #expect(throws: ConfigErrors.self) { try Config.parse(text: brokenConfig, fileName: "broken.toml") }
+}
+
+@Test func syntaxErrorCarriesParserLineAndColumn() {
+    let errors = Config.check(text: "[router]\nname = \"r1\"\nmtu = = 3\n", fileName: "s.toml")
+    #expect(errors.count == 1)
+    #expect(errors.first?.kind == .syntax)
+    #expect(errors.first?.line == 3)
+    #expect(errors.first?.column != nil)
+    #expect(errors.first?.description.hasPrefix("s.toml:3: syntax error at column") == true)
+}
+
+@Test func unknownKeysGetSuggestions() {
+    let text = minimalConfig + """
+        nmae = "x"
+        private_key_file = "/x"
+
+        [[servce]]
+        name = "s"
+
+        [timeouts]
+        tcp-establshed = 10
+        zzzzzzzzzz = 1
+        """
+    let messages = Config.check(text: text, fileName: "u.toml").map(\.description)
+    #expect(messages == [
+        "u.toml:4: router.nmae: unknown key 'nmae'; did you mean 'name'?",
+        "u.toml:5: router.private_key_file: unknown key 'private_key_file'; did you mean 'private-key-file'?",
+        "u.toml:7: servce: unknown table 'servce'; did you mean 'service'?",
+        "u.toml:11: timeouts.tcp-establshed: unknown key 'tcp-establshed'; did you mean 'tcp-established'?",
+        "u.toml:12: timeouts.zzzzzzzzzz: unknown key 'zzzzzzzzzz'",
+    ])
+}
+
+@Test func tableWrittenAsSingleOrArrayIsReported() {
+    let errors = Config.check(text: minimalConfig + "[peer]\nname = \"p\"\n[[limits]]\nmax-sessions = 5\n", fileName: "t.toml")
+    #expect(errors.map(\.kind) == [.wrongType, .wrongType])
+    #expect(errors.first?.message.contains("write [[peer]]") == true)
+    #expect(errors.last?.message.contains("write [limits]") == true)
+}
+
+/// Services checked in pairs: (first service, second service, ambiguous?).
+@Test(arguments: [
+    ("prefixes=['10.0.0.0/24']\nprotocol='tcp'\nports=['443']", "prefixes=['10.0.0.0/24']\nprotocol='tcp'\nports=['400-500']", true),
+    ("prefixes=['10.0.0.0/24']\nprotocol='tcp'", "prefixes=['10.0.0.0/24']\nprotocol='tcp'\nports=['22']", true),
+    ("prefixes=['10.0.0.0/24']\nprotocol='icmp'", "prefixes=['10.0.0.0/24']\nprotocol='icmp'", true),
+    ("prefixes=['10.0.0.0/24']", "prefixes=['10.0.0.0/24']", true),
+    ("prefixes=['2001:db8::/64']\nprotocol='udp'", "prefixes=['10.0.0.0/8','2001:db8::/64']\nprotocol='udp'", true),
+    ("prefixes=['10.0.0.0/24']\nprotocol='tcp'\nports=['443']", "prefixes=['10.0.0.0/25']\nprotocol='tcp'\nports=['443']", false),
+    ("prefixes=['10.0.0.0/24']\nprotocol='tcp'\nports=['443']", "prefixes=['10.0.0.0/24']\nprotocol='udp'\nports=['443']", false),
+    ("prefixes=['10.0.0.0/24']\nprotocol='tcp'\nports=['443']", "prefixes=['10.0.0.0/24']\nprotocol='any'", false),
+    ("prefixes=['10.0.0.0/24']\nprotocol='tcp'\nports=['443']", "prefixes=['10.0.0.0/24']\nprotocol='tcp'\nports=['80', 8443]", false),
+    ("prefixes=['10.0.0.0/24']\nprotocol='tcp'", "prefixes=['10.0.1.0/24']\nprotocol='tcp'", false),
+])
+func overlappingServicesAreDetected(first: String, second: String, ambiguous: Bool) {
+    var text = minimalConfig
+    for (name, body) in [("a", first), ("b", second)] {
+        text += "[[service]]\nname = '\(name)'\ntenants = []\n\(body)\n[[service-route]]\nservice = '\(name)'\nlocal = true\n"
+    }
+    let errors = Config.check(text: text, fileName: "o.toml")
+    #expect(errors.map(\.kind) == (ambiguous ? [.ambiguousService] : []), "\(errors)")
+    if ambiguous { #expect(errors.first?.path.description.hasPrefix("service[1].prefixes[") == true) }
+}
+
+@Test func missingReferencesAreReported() {
+    let text = minimalConfig + """
+        [[interface]]
+        name = "wan0"
+        address = "203.0.113.10"
+        neighborhood = "internet"
+
+        [[peer]]
+        name = "hub"
+        public-key = "X++bW0CCBzYCGiQEiy/b1gESv88rxjc5x4iaR3RShTY="
+        waypoints = [{ address = "192.0.2.1", neighborhood = "mpls" }, "2001:db8::1"]
+
+        [[tenant]]
+        name = "staff"
+        interfaces = ["lan7"]
+
+        [[service]]
+        name = "web"
+        prefixes = ["10.100.0.0/16"]
+        tenants = ["staff", "guests"]
+        service-policy = "gold"
+
+        [[service-route]]
+        service = "webb"
+        peers = ["hub", "cloud"]
+        """
+    let errors = Config.check(text: text, fileName: "r.toml").map(\.description)
+    #expect(errors == [
+        "r.toml:12: peer[0].waypoints[0].neighborhood: no local interface in a neighborhood named 'mpls'",
+        "r.toml:12: peer[0].waypoints[1]: no [[interface]] can reach 2001:db8::1 (needs an IPv6 interface)",
+        "r.toml:16: tenant[0].interfaces[0]: no LAN interface named 'lan7' (this router's LAN device is 'svr0')",
+        "r.toml:18: service[0]: no [[service-route]] for service 'web'; add one with 'peer', 'peers' or 'local = true'",
+        "r.toml:21: service[0].tenants[1]: no tenant named 'guests'",
+        "r.toml:22: service[0].service-policy: no service-policy named 'gold'",
+        "r.toml:25: service-route[0].service: no service named 'webb'; did you mean 'web'?",
+        "r.toml:26: service-route[0].peers[1]: no peer named 'cloud'",
+    ])
+}
+
+@Test func duplicatesAndConflicts() {
+    let text = minimalConfig + """
+        lan-address = "10.1.0.1/24"
+        private-key-file = "/etc/svrd/private.key"
+
+        [[interface]]
+        name = "svr0"
+        address = "203.0.113.10"
+        neighborhood = "internet"
+
+        [[peer]]
+        name = "a"
+        public-key = "X++bW0CCBzYCGiQEiy/b1gESv88rxjc5x4iaR3RShTY="
+        waypoints = ["203.0.113.10"]
+
+        [[peer]]
+        name = "b"
+        public-key = "X++bW0CCBzYCGiQEiy/b1gESv88rxjc5x4iaR3RShTY="
+        waypoints = ["192.0.2.1"]
+
+        [[service]]
+        name = "s"
+        prefixes = ["10.9.0.0/16"]
+        protocol = "icmp"
+        ports = [7]
+
+        [[service-route]]
+        service = "s"
+        local = true
+        nat-address = "10.1.0.1"
+        """
+    let errors = Config.check(text: text, fileName: "d.toml")
+    let got = errors.map { "\($0.line) \($0.path) \($0.kind)" }
+    #expect(got == [
+        "3 router.private-key conflict",
+        "8 interface[0].name conflict",
+        "15 peer[0].waypoints[0] conflict",
+        "19 peer[1].public-key duplicate",
+        "26 service[0].ports conflict",
+        "31 service-route[0].nat-address conflict",
+    ], "\(errors)")
+}
+
+/// The line index must not be fooled by table headers inside multi-line strings, arrays that
+/// span lines, or inline tables.
+@Test func lineIndexFollowsTOMLStructure() {
+    let text = #"""
+        [router]
+        name = "r1"
+        private-key = "kLIz5DZPDegt0GV4WTmv8sw1u5JMrnv0v/ytlSLCC0k="
+        notes = """
+        [[peer]]
+        name = "fake"
+        """
+
+        [[service]]
+        name = "s"
+        prefixes = [
+            "10.0.0.0/8",   # comment, with ] and [ in it
+            'x',
+        ]
+        tenants = ["t"]
+        "ser\"vice-policy" = 'p'
+
+        [[service]]
+        name = "s2"
+        prefixes = [ { a = 1 }, "10.1.0.0/16" ]
+        """#
+    let errors = Config.check(text: text, fileName: "l.toml").map { "\($0.line) \($0.path)" }
+    #expect(errors == [
+        "4 router.notes",
+        "9 service[0]",  // no route for s
+        "13 service[0].prefixes[1]",
+        "15 service[0].tenants[0]",
+        "16 service[0].\"ser\\\"vice-policy\"",
+        "18 service[1]",  // no route for s2
+        "20 service[1].prefixes[0]",
+    ])
+}
+
+@Test func garbageGivesErrorsNotCrashes() throws {
+    let cases: [(String, ConfigError.Kind)] = [
+        ("", .missingKey),
+        ("   \n\n", .missingKey),
+        ("[router]\nmtu = 999999999999999999999999999\n", .syntax),
+        ("[router]\nmtu = 9223372036854775807\nname = \"r\"\nprivate-key = \"kLIz5DZPDegt0GV4WTmv8sw1u5JMrnv0v/ytlSLCC0k=\"", .outOfRange),
+        ("a = " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000), .syntax),
+        (String(repeating: "[[x]]\n", count: 2000), .unknownKey),
+        ("\u{0}\u{1}binary", .notText),
+        ("[router]\nname = \"\u{7}\"\nkey = 1.0e999\n", .syntax),
+        ("}}}{{{", .syntax),
+        ("[router]\nname = 42\nprivate-key = [1, 2]\nmtu = 1.5\n", .wrongType),
+    ]
+    for (text, kind) in cases {
+        let errors = Config.check(text: text, fileName: "g.toml")
+        #expect(!errors.isEmpty, "\(text.prefix(40))")
+        #expect(errors.first?.kind == kind, "\(text.prefix(40)): \(errors)")
+        #expect(errors.allSatisfy { $0.line >= 1 })
+    }
+}
+
+@Test func unreadableAndBinaryFiles() throws {
+    let missing = #expect(throws: ConfigErrors.self) { try Config.load(path: "/nonexistent/svrd.toml") }
+    #expect(missing?.errors.map(\.description) == ["/nonexistent/svrd.toml: '/nonexistent/svrd.toml' does not exist"])
+    let directory = #expect(throws: ConfigErrors.self) { try Config.load(path: "/tmp") }
+    #expect(directory?.errors.first?.kind == .unreadable)
+
+    let path = try makeTemporaryFile(Array("[router]\nname = \"r\"\n".utf8) + [0x00, 0x13, 0x0A, 0xFF, 0xFE, 0x80])
+    defer { unlink(path) }
+    let binary = #expect(throws: ConfigErrors.self) { try Config.load(path: path) }
+    #expect(binary?.errors.map(\.description) == ["\(path):3: not a text file: NUL byte at offset 20"])
+
+    let invalid = Config.textProblem(Array("ok\nfine\n".utf8) + [0xC3, 0x28], fileName: "f")
+    #expect(invalid?.description == "f:3: not a text file: invalid UTF-8")
+}
+
+@Test func errorsStayOnOneLine() {
+    let errors = Config.check(text: minimalConfig + "lan-device = \"a\\nb\\u001b[2J\"\n", fileName: "n.toml")
+    #expect(errors.map(\.description) == [
+        #"n.toml:4: router.lan-device: 'a\u{a}b\u{1b}[2J' is not a valid Linux device name (1-15 characters, no '/', ':' or spaces)"#,
+    ])
+}
