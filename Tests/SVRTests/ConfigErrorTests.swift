@@ -327,3 +327,35 @@ func overlappingServicesAreDetected(first: String, second: String, ambiguous: Bo
         #"n.toml:4: router.lan-device: 'a\u{a}b\u{1b}[2J' is not a valid Linux device name (1-15 characters, no '/', ':' or spaces)"#,
     ])
 }
+
+@Test func waypointPortRangesAndLimits() {
+    let text = minimalConfig + """
+        [[interface]]
+        name = "wan0"
+        address = "203.0.113.10"
+        neighborhood = "internet"
+        port-range = "20000-20999"
+        max-waypoints = 5000
+
+        [[interface]]
+        name = "wan1"
+        address = "203.0.113.11"
+        neighborhood = "internet"
+        port-range = "80-8080"
+
+        [[peer]]
+        name = "r1"
+        public-key = "X++bW0CCBzYCGiQEiy/b1gESv88rxjc5x4iaR3RShTY="
+        waypoints = ["192.0.2.1"]
+        port-range = "30000"
+        """
+    let errors = Config.check(text: text, fileName: "p.toml").map { "\($0.line) \($0.path) \($0.kind)" }
+    #expect(errors == [
+        "9 interface[0].max-waypoints conflict",
+        "15 interface[1].port-range outOfRange",
+        "18 peer[0].name conflict",
+        "21 peer[0].port-range outOfRange",
+    ])
+    let ok = Config.check(text: minimalConfig + "[[interface]]\nname = 'w'\naddress = '192.0.2.9'\nneighborhood = 'n'\nport-range = '20000-20999'\n", fileName: "p.toml")
+    #expect(ok.isEmpty)
+}

@@ -111,7 +111,8 @@ extension Config {
         /// Waypoint ports accepted on this interface; nil means the default split of spec O4
         /// (local even ports 16384...65534, remote odd ports 16385...65533).
         public let portRange: PortRange?
-        /// At most this many waypoint ports in use at once on this interface (default 50000).
+        /// At most this many waypoint ports in use at once on this interface (default 50000, or
+        /// the size of `portRange` when that is smaller).
         public let maxWaypoints: Int
 
         public init(name: String, address: IPAddress, neighborhood: String, portRange: PortRange?, maxWaypoints: Int) {

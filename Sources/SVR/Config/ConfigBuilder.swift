@@ -25,7 +25,7 @@ struct ConfigBuilder {
         let router = buildRouter()
         let lanDevice = router?.lanDevice ?? Config.Router.defaultLANDevice
         let (interfaces, interfacesComplete) = buildInterfaces(lanDevice: lanDevice)
-        let (peers, peerNames) = buildPeers(interfaces: interfacesComplete ? interfaces : nil)
+        let (peers, peerNames) = buildPeers(interfaces: interfacesComplete ? interfaces : nil, routerName: router?.name)
         let (policies, policiesComplete) = buildPolicies()
         let (tenants, tenantsComplete) = buildTenants(lanDevice: lanDevice)
         let (services, servicesComplete) = buildServices(
@@ -137,8 +137,15 @@ struct ConfigBuilder {
             let name = parsed(t, "name", required: true, ConfigValues.deviceName)
             let address = parsed(t, "address", required: true, ConfigValues.address)
             let neighborhood = parsed(t, "neighborhood", required: true, ConfigValues.name)
-            let range = parsed(t, "port-range", ConfigValues.portRange)
-            let maxWaypoints = t.int("max-waypoints", range: 1...65535) ?? Config.Interface.defaultMaxWaypoints
+            let range = parsed(t, "port-range", ConfigValues.waypointPortRange)
+            // Default 50000 (spec §3), capped at the size of a configured range.
+            var maxWaypoints = min(Config.Interface.defaultMaxWaypoints, range?.count ?? .max)
+            if let explicit = t.int("max-waypoints", range: 1...65535) {
+                if let ports = range?.count, explicit > ports {
+                    t.report("max-waypoints", .conflict, "\(explicit) is more than the \(ports) ports of the waypoint port range")
+                }
+                maxWaypoints = explicit
+            }
             if let name {
                 names.append((name, t.path.appending("name")))
                 if name == lanDevice {
@@ -160,7 +167,7 @@ struct ConfigBuilder {
     static let peerKeys = ["name", "public-key", "waypoints", "transport", "port-range"]
 
     /// The peers that are valid, and the names of all peers (nil if a name is missing or bad).
-    func buildPeers(interfaces: [Config.Interface]?) -> ([Config.Peer], names: Set<String>?) {
+    func buildPeers(interfaces: [Config.Interface]?, routerName: String?) -> ([Config.Peer], names: Set<String>?) {
         let tables = root.tables("peer", allowed: Self.peerKeys)
         var out: [Config.Peer] = []
         var names: [(String, ConfigPath)] = []
@@ -173,7 +180,7 @@ struct ConfigBuilder {
                 try ConfigValues.key(s, what: "public key")
             }.flatMap(Config.PublicKey.init)
             let transport = t.word("transport", as: Config.Transport.self) ?? .native
-            let range = parsed(t, "port-range", ConfigValues.portRange)
+            let range = parsed(t, "port-range", ConfigValues.waypointPortRange)
             let (waypoints, waypointsComplete) = buildWaypoints(t, interfaces: interfaces)
             for (w, path) in waypoints {
                 waypointAddresses.append((w.address.description, path))
@@ -182,6 +189,9 @@ struct ConfigBuilder {
                 }
             }
             if let name { names.append((name, t.path.appending("name"))) } else { namesComplete = false }
+            if let name, name == routerName {
+                t.report("name", .conflict, "'\(name)' is this router's own name")
+            }
             if let key { keys.append((key.description, t.path.appending("public-key"))) }
             guard let name, let key, waypointsComplete else { continue }
             out.append(Config.Peer(name: name, publicKey: key, waypoints: waypoints.map(\.0), transport: transport,

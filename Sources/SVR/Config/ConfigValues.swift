@@ -85,6 +85,15 @@ enum ConfigValues {
         return r
     }
 
+    /// A waypoint port range: as `portRange`, within 1025...65535 (spec §3) and at least 2 ports.
+    static func waypointPortRange(_ s: String) throws(ValueProblem) -> Config.PortRange {
+        let r = try portRange(s)
+        guard r.lower >= 1025, r.count >= 2 else {
+            throw ValueProblem(.outOfRange, "'\(s)': waypoint ports must lie in 1025-65535 and span at least 2 ports")
+        }
+        return r
+    }
+
     /// "ADDRESS:PORT" or "[IPV6]:PORT".
     static func endpoint(_ s: String) throws(ValueProblem) -> Config.Endpoint {
         let problem = ValueProblem(.invalidAddress, "'\(s)' is not ADDRESS:PORT (e.g. 127.0.0.1:9810 or [::1]:9810)")
