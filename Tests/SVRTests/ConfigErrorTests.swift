@@ -359,3 +359,10 @@ func overlappingServicesAreDetected(first: String, second: String, ambiguous: Bo
     let ok = Config.check(text: minimalConfig + "[[interface]]\nname = 'w'\naddress = '192.0.2.9'\nneighborhood = 'n'\nport-range = '20000-20999'\n", fileName: "p.toml")
     #expect(ok.isEmpty)
 }
+
+@Test func windowsLineEndingsKeepLineNumbers() {
+    let lf = Config.check(text: brokenConfig, fileName: "b.toml")
+    let crlf = Config.check(text: brokenConfig.replacingOccurrences("\n", with: "\r\n"), fileName: "b.toml")
+    #expect(crlf.map(\.line) == lf.map(\.line))
+    #expect(crlf.map(\.path) == lf.map(\.path))
+}

@@ -90,13 +90,16 @@ extension Config {
         public let address: IPAddress
         public let prefixLength: Int
 
-        public init(address: IPAddress, prefixLength: Int) {
+        /// Nil when `prefixLength` does not fit the address family.
+        public init?(address: IPAddress, prefixLength: Int) {
+            guard let prefix = IPPrefix(address, length: prefixLength) else { return nil }
             self.address = address
             self.prefixLength = prefixLength
+            self.prefix = prefix
         }
 
         /// The network ("10.1.0.0/24").
-        public var prefix: IPPrefix { IPPrefix(address, length: prefixLength)! }
+        public let prefix: IPPrefix
         public var description: String { "\(address)/\(prefixLength)" }
     }
 

@@ -59,11 +59,11 @@ enum ConfigValues {
     static func interfaceAddress(_ s: String) throws(ValueProblem) -> Config.InterfaceAddress {
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let a = IPAddress(String(parts[0])), parts[1].utf8.allSatisfy(isDigit),
-            let len = Int(parts[1]), IPPrefix(a, length: len) != nil
+            let len = Int(parts[1]), let result = Config.InterfaceAddress(address: a, prefixLength: len)
         else {
             throw ValueProblem(.invalidPrefix, "'\(s)' is not an address with a prefix length (e.g. 10.1.0.1/24)")
         }
-        return Config.InterfaceAddress(address: a, prefixLength: len)
+        return result
     }
 
     static func port(_ s: Substring, allowZero: Bool = false) -> UInt16? {
