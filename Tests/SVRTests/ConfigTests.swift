@@ -70,12 +70,16 @@ func exampleConfigLoads(_ name: String) throws {
     #expect(c.metrics.listen?.description == "127.0.0.1:9810")
 }
 
-@Test func cloudExampleSourceNATDefaultsToLANAddress() throws {
+@Test func cloudExampleEgressesWithSourceNAT() throws {
     let c = try loadExample("cloud-onramp.toml")
     let gateway = IPAddress("10.100.0.5")!
-    #expect(c.route(forService: "vpc-web")?.target == .local(sourceNAT: true, natAddress: gateway))
-    #expect(c.route(forService: "vpc-dns")?.target == .local(sourceNAT: true, natAddress: gateway))
+    for service in c.services {
+        #expect(c.route(forService: service.name)?.target == .local(sourceNAT: true, natAddress: gateway))
+    }
+    #expect(c.interfaces[0].address == gateway)
+    #expect(c.interfaces[0].publicAddress == IPAddress("198.51.100.10"))
     #expect(c.interfaces[0].portRange == Config.PortRange(20000, 29999))
+    #expect(c.interfaces[0].maxWaypoints == 10000)
     #expect(c.tenants.allSatisfy { $0.prefixes.isEmpty && $0.interfaces.isEmpty })
 }
 
@@ -90,7 +94,7 @@ func exampleConfigLoads(_ name: String) throws {
             if let known = publicKeys[peer.name] { #expect(known == peer.publicKey, "\(peer.name)") }
             publicKeys[peer.name] = peer.publicKey
             guard let other = byName[peer.name] else { continue }  // branch-2 has no example file
-            #expect(Set(peer.waypoints.map(\.address)).isSubset(of: other.interfaces.map(\.address)),
+            #expect(Set(peer.waypoints.map(\.address)).isSubset(of: other.interfaces.map(\.publicAddress)),
                     "\(config.router.name) -> \(peer.name)")
             #expect(other.peer(named: config.router.name)?.transport == peer.transport)
             #expect(peer.portRange == other.interfaces.first?.portRange)
@@ -111,6 +115,26 @@ func exampleConfigLoads(_ name: String) throws {
             }
         }
     }
+}
+
+@Test func sourceNATDefaultsToTheLANAddress() throws {
+    let text = minimalConfig + """
+        lan-address = "10.1.0.1/24"
+        [[service]]
+        name = "s"
+        prefixes = ["10.9.0.0/16"]
+        [[service-route]]
+        service = "s"
+        local = true
+        source-nat = true
+        """
+    let c = try Config.parse(text: text, fileName: "n.toml")
+    #expect(c.route(forService: "s")?.target == .local(sourceNAT: true, natAddress: IPAddress("10.1.0.1")))
+    #expect(c.route(forService: "s")?.name == "s")
+    let errors = Config.check(text: text.replacingOccurrences("lan-address = \"10.1.0.1/24\"", with: ""), fileName: "n.toml")
+    #expect(errors.map(\.description) == [
+        "n.toml:11: service-route[0].source-nat: source NAT needs 'nat-address' here or 'lan-address' in [router]",
+    ])
 }
 
 @Test func minimalConfigGetsDefaults() throws {

@@ -109,6 +109,9 @@ extension Config {
         public let name: String
         /// The waypoint address (IPv4 or IPv6) SVR traffic is sent from and received on.
         public let address: IPAddress
+        /// The address peers reach this interface at when it sits behind a 1:1 NAT (a cloud
+        /// VM's public address); nil when peers use `address`.
+        public let externalAddress: IPAddress?
         /// Neighborhood (the network this interface is attached to: "internet", "mpls", ...).
         public let neighborhood: String
         /// Waypoint ports accepted on this interface; nil means the default split of spec O4
@@ -118,13 +121,18 @@ extension Config {
         /// the size of `portRange` when that is smaller).
         public let maxWaypoints: Int
 
-        public init(name: String, address: IPAddress, neighborhood: String, portRange: PortRange?, maxWaypoints: Int) {
+        public init(name: String, address: IPAddress, externalAddress: IPAddress? = nil, neighborhood: String,
+                    portRange: PortRange?, maxWaypoints: Int) {
             self.name = name
             self.address = address
+            self.externalAddress = externalAddress
             self.neighborhood = neighborhood
             self.portRange = portRange
             self.maxWaypoints = maxWaypoints
         }
+
+        /// The address peers send to: `externalAddress` if set, else `address`.
+        public var publicAddress: IPAddress { externalAddress ?? address }
 
         public static let defaultMaxWaypoints = 50_000
     }

@@ -24,7 +24,7 @@ struct ConfigBuilder {
     func build() -> Config? {
         let router = buildRouter()
         let lanDevice = router?.lanDevice ?? Config.Router.defaultLANDevice
-        let (interfaces, interfacesComplete) = buildInterfaces(lanDevice: lanDevice)
+        let (interfaces, interfacesComplete) = buildInterfaces(lanDevice: lanDevice, lanAddress: router?.lanAddress?.address)
         let (peers, peerNames) = buildPeers(interfaces: interfacesComplete ? interfaces : nil, routerName: router?.name)
         let (policies, policiesComplete) = buildPolicies()
         let (tenants, tenantsComplete) = buildTenants(lanDevice: lanDevice)
@@ -126,9 +126,9 @@ struct ConfigBuilder {
 
     // MARK: - [[interface]]
 
-    static let interfaceKeys = ["name", "address", "neighborhood", "port-range", "max-waypoints"]
+    static let interfaceKeys = ["name", "address", "external-address", "neighborhood", "port-range", "max-waypoints"]
 
-    func buildInterfaces(lanDevice: String) -> ([Config.Interface], complete: Bool) {
+    func buildInterfaces(lanDevice: String, lanAddress: IPAddress?) -> ([Config.Interface], complete: Bool) {
         let tables = root.tables("interface", allowed: Self.interfaceKeys)
         var out: [Config.Interface] = []
         var names: [(String, ConfigPath)] = []
@@ -136,6 +136,7 @@ struct ConfigBuilder {
         for t in tables {
             let name = parsed(t, "name", required: true, ConfigValues.deviceName)
             let address = parsed(t, "address", required: true, ConfigValues.address)
+            let external = parsed(t, "external-address", ConfigValues.address)
             let neighborhood = parsed(t, "neighborhood", required: true, ConfigValues.name)
             let range = parsed(t, "port-range", ConfigValues.waypointPortRange)
             // Default 50000 (spec §3), capped at the size of a configured range.
@@ -152,10 +153,21 @@ struct ConfigBuilder {
                     t.report("name", .conflict, "'\(name)' is the LAN device ([router] lan-device); a WAN interface needs another device")
                 }
             }
-            if let address { addresses.append((address.description, t.path.appending("address"))) }
+            if let address {
+                addresses.append((address.description, t.path.appending("address")))
+                if address == lanAddress {
+                    t.report("address", .conflict, "\(address) is also the LAN address ([router] lan-address)")
+                }
+            }
+            if let external {
+                addresses.append((external.description, t.path.appending("external-address")))
+                if let address, external.isIPv4 != address.isIPv4 {
+                    t.report("external-address", .conflict, "\(external) and address \(address) are of different address families")
+                }
+            }
             guard let name, let address, let neighborhood else { continue }
-            out.append(Config.Interface(name: name, address: address, neighborhood: neighborhood, portRange: range,
-                                        maxWaypoints: maxWaypoints))
+            out.append(Config.Interface(name: name, address: address, externalAddress: external, neighborhood: neighborhood,
+                                        portRange: range, maxWaypoints: maxWaypoints))
         }
         checkUnique(names, what: "interface")
         checkUnique(addresses, what: "interface address")
@@ -184,7 +196,7 @@ struct ConfigBuilder {
             let (waypoints, waypointsComplete) = buildWaypoints(t, interfaces: interfaces)
             for (w, path) in waypoints {
                 waypointAddresses.append((w.address.description, path))
-                if let own = interfaces?.first(where: { $0.address == w.address }) {
+                if let own = interfaces?.first(where: { $0.address == w.address || $0.externalAddress == w.address }) {
                     d.report(path, .conflict, "\(w.address) is this router's own interface '\(own.name)'")
                 }
             }
