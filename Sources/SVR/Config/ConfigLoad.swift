@@ -1,8 +1,10 @@
 // Entry points: load a file, or check text, into a `Config` or a list of `ConfigError`s.
 //
 // Order of checks: the bytes must be UTF-8 text without NUL (a binary file gets one clear
-// error, not a parser message), then TOMLKit parses (syntax errors carry its line/column),
-// then `ConfigBuilder` validates everything it can and reports all problems, sorted by line.
+// error, not a parser message), then the line index is built and guards toml++ against the
+// inputs known to crash it (see `TOMLLineIndex.malformed`), then TOMLKit parses
+// (syntax errors carry its line/column), then `ConfigBuilder` validates everything it can
+// and reports all problems, sorted by line.
 
 import TOMLKit
 
@@ -50,6 +52,11 @@ extension Config {
             return (nil, [ConfigError(file: fileName, line: 1, path: .root, kind: .missingKey,
                                       message: "the file is empty; a config needs at least a [router] table")])
         }
+        let index = TOMLLineIndex(text: text)
+        if let (line, column, message) = index.malformed {
+            return (nil, [ConfigError(file: fileName, line: line, column: column, path: .root, kind: .syntax,
+                                      message: "syntax error at column \(column): \(message)")])
+        }
         let document: TOMLTable
         do {
             document = try TOMLTable(string: text)
@@ -60,7 +67,7 @@ extension Config {
         } catch {
             return (nil, [ConfigError(file: fileName, line: 1, path: .root, kind: .syntax, message: "\(error)")])
         }
-        let diagnostics = ConfigDiagnostics(fileName: fileName, index: TOMLLineIndex(text: text))
+        let diagnostics = ConfigDiagnostics(fileName: fileName, index: index)
         let config = ConfigBuilder(document: document, diagnostics: diagnostics).build()
         let sorted = diagnostics.errors.enumerated().sorted { a, b in
             a.element.line != b.element.line ? a.element.line < b.element.line : a.offset < b.offset

@@ -7,11 +7,22 @@
 
 struct TOMLLineIndex {
     private let lines: [ConfigPath: Int]
+    /// The first spot where the text is invalid TOML in a way toml++ 3 does not report but
+    /// trips over: an assertion in debug builds, an assumption (undefined behaviour) in
+    /// release builds. So these must be caught before TOMLKit sees the text:
+    /// - a table header with no key after its `[` or `[[` (`[` then newline, `#`, `=`...):
+    ///   `parse_key` assumes a key character;
+    /// - an array element starting with `}` or a non-ASCII character (U+2028...):
+    ///   `parse_value` assumes it is not a value terminator.
+    let malformed: (line: Int, column: Int, message: String)?
 
+    /// Scans `text`. On valid TOML the scanner follows the structure exactly, so every header
+    /// it sees is a real one; that makes it safe to run before the parser as a guard.
     init(text: String) {
         var scanner = Scanner(Array(text.utf8))
         scanner.run()
         lines = scanner.lines
+        malformed = scanner.malformed
     }
 
     /// The line of `path`, else of its nearest ancestor that has one, else 1.
@@ -33,6 +44,8 @@ private struct Scanner {
     /// How many `[[x]]` tables have been seen per array path.
     var arrayCounts: [ConfigPath: Int] = [:]
     var current = ConfigPath.root
+    var lineStart = 0
+    var malformed: (line: Int, column: Int, message: String)?
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
@@ -46,8 +59,15 @@ private struct Scanner {
 
     mutating func advance() {
         guard i < bytes.count else { return }
-        if bytes[i] == Self.newline { line += 1 }
+        if bytes[i] == Self.newline {
+            line += 1
+            lineStart = i + 1
+        }
         i += 1
+    }
+
+    mutating func flag(_ message: String) {
+        if malformed == nil { malformed = (line, i - lineStart + 1, message) }
     }
 
     mutating func record(_ path: ConfigPath, _ l: Int) {
@@ -83,6 +103,10 @@ private struct Scanner {
         advance()
         let isArray = peek() == UInt8(ascii: "[")
         if isArray { advance() }
+        while peek() == UInt8(ascii: " ") || peek() == UInt8(ascii: "\t") { advance() }
+        if let c = peek(), c != UInt8(ascii: "]"), c != Self.quote, c != Self.apostrophe, !ConfigPath.isBareKeyByte(c) {
+            flag("expected a table name after '['")
+        }
         let keys = key()
         guard !keys.isEmpty else { return }
         var p = ConfigPath.root
@@ -155,8 +179,15 @@ private struct Scanner {
         }
     }
 
+    /// Nesting depth of the value being scanned. toml++ rejects more than 256 levels; the
+    /// scanner stops descending there too, so a hostile `[[[[...` cannot exhaust the stack.
+    var depth = 0
+    static let maxDepth = 256
+
     mutating func value(_ path: ConfigPath) {
-        guard let c = peek() else { return }
+        guard let c = peek(), depth < Self.maxDepth else { return }
+        depth += 1
+        defer { depth -= 1 }
         switch c {
         case Self.quote, Self.apostrophe:
             if peek(1) == c && peek(2) == c {
@@ -190,6 +221,7 @@ private struct Scanner {
                 skipTrivia(newlines: true)
                 guard let d = peek() else { return }
                 if d == UInt8(ascii: "]") { advance(); return }
+                if d == UInt8(ascii: "}") || d >= 0x80 { flag("expected a value or ']' in the array") }
                 let element = path.appending(index: index)
                 record(element, line)
                 let before = i
