@@ -386,6 +386,9 @@ func overlappingServicesAreDetected(first: String, second: String, ambiguous: Bo
     #expect(crlf.map(\.path) == lf.map(\.path))
 }
 
+/// A number from the environment, to run the fuzz tests longer or with another seed.
+func environment(_ name: String) -> UInt64? { getenv(name).flatMap { UInt64(String(cString: $0)) } }
+
 /// A deterministic generator so that a failing mutation can be replayed.
 struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
@@ -407,7 +410,6 @@ struct SplitMix64: RandomNumberGenerator {
         try #require(String(validating: try ConfigFile.read(
             "\(packageRoot)/deploy/examples/\(name)", limit: 1 << 20).bytes, as: UTF8.self))
     }
-    func environment(_ name: String) -> UInt64? { getenv(name).flatMap { UInt64(String(cString: $0)) } }
     var rng = SplitMix64(state: environment("SVR_FUZZ_SEED") ?? 42)
     let noise: [UInt8] = Array("[]{}=\",.'#\n -0x7fz\\\u{7}\u{e9}".utf8)
     for round in 0..<Int(environment("SVR_FUZZ_ROUNDS") ?? 300) {
@@ -431,8 +433,24 @@ struct SplitMix64: RandomNumberGenerator {
             if lines.isEmpty { lines = [""] }
         }
         let text = lines.joined(separator: "\n")
-        let lineCount = lines.count
+        let lineCount = text.utf8.count { $0 == 0x0A } + 1
         let errors = Config.check(text: text, fileName: "m.toml")
         #expect(errors.allSatisfy { (1...max(1, lineCount)).contains($0.line) }, "round \(round): \(errors)")
+    }
+}
+
+/// Short random strings over the characters TOML gives meaning to, alone and after a key or
+/// a header: the corner cases of the parser itself, where toml++'s assertions live.
+@Test func randomFragmentsNeverCrash() {
+    let alphabet = Array("[[]]{}=\",.'#\n\r\t -+0x1_:eiz\\\u{7}\u{b}\u{e9}\u{a0}\u{2028}".unicodeScalars)
+    let prefixes = ["", "a = ", "[a]\n", "a = [", "a = {", "[[a]]\nb = [1,", "a = \"\"\"", "a.b"]
+    var rng = SplitMix64(state: environment("SVR_FUZZ_SEED") ?? 1)
+    for _ in 0..<10 * Int(environment("SVR_FUZZ_ROUNDS") ?? 300) {
+        var text = prefixes.randomElement(using: &rng)!
+        for _ in 0..<Int.random(in: 1...12, using: &rng) {
+            text.unicodeScalars.append(alphabet.randomElement(using: &rng)!)
+        }
+        let errors = Config.check(text: text, fileName: "f.toml")
+        #expect(!errors.isEmpty, "\(text.debugDescription)")
     }
 }
