@@ -164,6 +164,9 @@ func overlappingServicesAreDetected(first: String, second: String, ambiguous: Bo
     let errors = Config.check(text: text, fileName: "o.toml")
     #expect(errors.map(\.kind) == (ambiguous ? [.ambiguousService] : []), "\(errors)")
     if ambiguous { #expect(errors.first?.path.description.hasPrefix("service[1].prefixes[") == true) }
+    if first == "prefixes=['10.0.0.0/24']" && second == first {
+        #expect(errors.first?.message.contains("both match any on every port to 10.0.0.0/24") == true, "\(errors)")
+    }
 }
 
 @Test func missingReferencesAreReported() {

@@ -427,7 +427,8 @@ struct ConfigBuilder {
                 guard let (n, prefix) = b.prefixes.enumerated().first(where: { a.prefixes.contains($0.element) }) else {
                     continue
                 }
-                let what = a.proto == .icmp ? "icmp" : "\(a.proto.rawValue) port \(port)"
+                let what = a.proto == .icmp ? "icmp" : a.ports.isEmpty && b.ports.isEmpty
+                    ? "\(a.proto.rawValue) on every port" : "\(a.proto.rawValue) port \(port)"
                 d.report(services[j].path.appending("prefixes").appending(index: n), .ambiguousService,
                          "service '\(b.name)' and service '\(a.name)' (line \(d.line(of: services[i].path))) both match \(what) to \(prefix); make their prefixes, protocols or ports differ")
             }
