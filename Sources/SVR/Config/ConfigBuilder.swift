@@ -355,7 +355,9 @@ struct ConfigBuilder {
             if let name { names.append((name, t.path.appending("name"))) } else { namesComplete = false }
             var prefixes: [IPPrefix] = []
             if let items = t.strings("prefixes", required: true) {
-                if items.isEmpty { t.report("prefixes", .missingKey, "a service needs at least one prefix") }
+                if t.table["prefixes"]?.array?.isEmpty == true {
+                    t.report("prefixes", .missingKey, "a service needs at least one prefix")
+                }
                 for item in items {
                     guard let p = parsed(item.value, at: item.path, ConfigValues.prefix) else { continue }
                     if prefixes.contains(p) {
