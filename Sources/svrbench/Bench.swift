@@ -4,6 +4,7 @@ import Glibc
 enum Bench {
     /// name, one-line description, entry point taking the remaining arguments.
     static let all: [(name: String, about: String, run: @Sendable ([String]) -> Void)] = [
+        ("session", "LPM, classify+ports+insert, session lookup, bytes/session [SESSIONS]", SessionBench.run),
     ]
 
     static func main(_ args: [String]) {

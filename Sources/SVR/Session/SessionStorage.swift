@@ -39,38 +39,41 @@ struct FixedArray<Element: BitwiseCopyable> {
     func fill(_ value: Element) { base.update(repeating: value, count: count) }
 }
 
-/// Everything the table keeps for one session: 256 bytes, four cache lines; the fields the
-/// per-packet path writes (counters, last seen, state) share the fourth.
+/// Everything the table keeps for one session: 256 bytes, four cache lines. The first line
+/// holds what every packet reads or writes (last seen, counters, state, peer, key handle), so a
+/// packet touches its index slot, the line(s) of the key that matched, and this line.
 struct SessionRow: BitwiseCopyable {
-    var key0: SessionKey
-    var key1: SessionKey
-    var key2: SessionKey
-    var key3: SessionKey
-    var uuidHigh: UInt64
-    var uuidLow: UInt64
+    // Line 0: per packet.
+    var lastSeen: UInt64
     var packetsForward: UInt64
     var packetsReverse: UInt64
     var bytesForward: UInt64
     var bytesReverse: UInt64
-    var created: UInt64
-    var lastSeen: UInt64
     var peer: UInt32
     var keyHandle: UInt32
-    /// Port lease: path raw value + 1 (0 = no lease).
-    var leasePath: UInt32
-    var wheelNext: UInt32
-    var wheelPrev: UInt32
     var tenant: UInt16
     var service: UInt16
-    var leasePort: UInt16
-    /// Timer-wheel slot the row is linked into.
-    var wheelSlot: UInt16
     var state: UInt8
     var role: UInt8
     /// Low nibble: keys present (bit per `SessionKeyRole`); high nibble: keys in the index.
     var masks: UInt8
     /// bit 0: FIN forward, bit 1: FIN reverse, bit 2: the port lease is UDP, bit 7: in use.
     var flags: UInt8
+    /// Port lease: path raw value + 1 (0 = no lease), and the local port.
+    var leasePath: UInt32
+    var leasePort: UInt16
+    /// Timer-wheel slot the row is linked into.
+    var wheelSlot: UInt16
+    // Lines 1–3: keys by role, then what only setup, expiry and display read.
+    var key0: SessionKey
+    var key1: SessionKey
+    var key2: SessionKey
+    var key3: SessionKey
+    var uuidHigh: UInt64
+    var uuidLow: UInt64
+    var created: UInt64
+    var wheelNext: UInt32
+    var wheelPrev: UInt32
 
     @inline(__always)
     func key(_ role: Int) -> SessionKey {

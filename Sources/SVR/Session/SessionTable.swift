@@ -2,8 +2,9 @@
 //
 // Layout (all preallocated for `maxSessions` when the table is made; nothing is allocated
 // afterwards, on any path):
-//   rows    one 256-byte `SessionRow` per session: up to four lookup keys, UUID, tenant,
-//           service, peer, key handle, counters, timestamps, state, port lease, timer links;
+//   rows    one 256-byte `SessionRow` per session: a first cache line with everything a
+//           packet updates or needs (counters, last seen, state, peer, key handle), then up
+//           to four lookup keys, UUID, creation time, timer links;
 //   free    a stack of free row indices;
 //   index   open addressing with linear probing over `UInt64` slots, at most 50% full with
 //           two keys per session: the high half of a slot is the low 32 bits of the key's
@@ -236,6 +237,7 @@ public final class SessionTable {
     private var random = SessionRandom()
 
     public init(_ configuration: SessionTableConfiguration) {
+        assert(MemoryLayout<SessionRow>.stride == 256, "SessionRow should be four cache lines")
         capacity = max(1, min(configuration.maxSessions, 1 << 29))
         rows = FixedArray(zeroed: capacity)
         freeRows = FixedArray(zeroed: capacity)
@@ -359,16 +361,14 @@ public final class SessionTable {
         let uuid = s.uuid ?? random.uuid()
         let lease = s.portLease
         rows[i] = SessionRow(
-            key0: keys.0, key1: keys.1, key2: keys.2, key3: keys.3,
-            uuidHigh: uuid.high, uuidLow: uuid.low,
-            packetsForward: 0, packetsReverse: 0, bytesForward: 0, bytesReverse: 0,
-            created: now, lastSeen: now, peer: s.peer, keyHandle: s.keyHandle,
-            leasePath: lease.map { $0.path.rawValue &+ 1 } ?? 0,
-            wheelNext: Self.none, wheelPrev: Self.none,
-            tenant: s.tenant.rawValue, service: s.service.rawValue, leasePort: lease?.localPort ?? 0, wheelSlot: 0,
+            lastSeen: now, packetsForward: 0, packetsReverse: 0, bytesForward: 0, bytesReverse: 0,
+            peer: s.peer, keyHandle: s.keyHandle, tenant: s.tenant.rawValue, service: s.service.rawValue,
             state: SessionState.initial(proto: s.original.proto, tcpFlags: s.tcpFlags).rawValue,
             role: s.role.rawValue, masks: present | indexed << 4,
-            flags: Self.live | (lease.map { $0.wireProtocol == IPProtocolNumber.tcp ? 0 : 4 } ?? 0))
+            flags: Self.live | (lease.map { $0.wireProtocol == IPProtocolNumber.tcp ? 0 : 4 } ?? 0),
+            leasePath: lease.map { $0.path.rawValue &+ 1 } ?? 0, leasePort: lease?.localPort ?? 0, wheelSlot: 0,
+            key0: keys.0, key1: keys.1, key2: keys.2, key3: keys.3,
+            uuidHigh: uuid.high, uuidLow: uuid.low, created: now, wheelNext: Self.none, wheelPrev: Self.none)
         for r in 0..<4 where indexed & (1 << r) != 0 {
             indexInsert(Self.pick(hashes, r), ref: UInt64((i + 1) << 2 | r))
         }
