@@ -68,4 +68,27 @@ import Testing
         #expect(try ports.allocate(path: b, wireProtocol: tcp).local == 16384)
         #expect(throws: WaypointPortRefusal.unknownPath) { try ports.allocate(path: PeerPathID(rawValue: 9), wireProtocol: tcp) }
     }
+
+    @Test func shardsSplitTheLocalPortsWithoutOverlap() throws {
+        var a = WaypointPorts(shard: 0, of: 2)
+        var b = WaypointPorts(shard: 1, of: 2)
+        let space = WaypointPortSpace.ranges(local: 5000...5009, remote: 6000...6009)
+        let pa = a.addPath(local: Kit.ip("203.0.113.1"), remote: Kit.ip("198.51.100.2"), space: space)
+        let pb = b.addPath(local: Kit.ip("203.0.113.1"), remote: Kit.ip("198.51.100.2"), space: space)
+        let fromA = try (0..<5).map { _ in try a.allocate(path: pa, wireProtocol: udp).local }
+        let fromB = try (0..<5).map { _ in try b.allocate(path: pb, wireProtocol: udp).local }
+        #expect(fromA == [5000, 5002, 5004, 5006, 5008])
+        #expect(fromB == [5001, 5003, 5005, 5007, 5009])
+        #expect(throws: WaypointPortRefusal.exhausted) { try a.allocate(path: pa, wireProtocol: udp) }
+        let foreign = a.release(path: pa, wireProtocol: udp, localPort: 5001)
+        let own = a.release(path: pa, wireProtocol: udp, localPort: 5004)
+        #expect(!foreign && own)
+        #expect(try a.allocate(path: pa, wireProtocol: udp).local == 5004)
+        // Even/odd space split in three: still even, still disjoint.
+        var c = WaypointPorts(shard: 2, of: 3)
+        let pc = c.addPath(local: Kit.ip("203.0.113.1"), remote: Kit.ip("198.51.100.2"))
+        let p = try c.allocate(path: pc, wireProtocol: tcp)
+        #expect(p.local == 16384 + 2 * 2 && p.local % 2 == 0)
+        #expect(try c.allocate(path: pc, wireProtocol: tcp).local == 16384 + 5 * 2)
+    }
 }

@@ -196,9 +196,15 @@ public struct SessionTableConfiguration: Sendable {
     /// Maximum number of sessions; more are refused and counted.
     public var maxSessions: Int
     public var timeouts: SessionTimeouts
-    public init(maxSessions: Int, timeouts: SessionTimeouts = SessionTimeouts()) {
+    /// This table's share of the local waypoint ports when several threads serve the same
+    /// peer paths (see `WaypointPorts.init(shard:of:)`).
+    public var portShard: Int
+    public var portShards: Int
+    public init(maxSessions: Int, timeouts: SessionTimeouts = SessionTimeouts(), portShard: Int = 0, of portShards: Int = 1) {
         self.maxSessions = maxSessions
         self.timeouts = timeouts
+        self.portShard = portShard
+        self.portShards = portShards
     }
 }
 
@@ -215,7 +221,7 @@ public final class SessionTable {
     public private(set) var count = 0
     public private(set) var counters = SessionCounters()
     /// Waypoint port allocators; sessions' leases go back here when they end.
-    public var ports = WaypointPorts()
+    public var ports: WaypointPorts
     /// Idle timeouts; a change applies to each session from its next deadline check.
     public var timeouts: SessionTimeouts {
         didSet { for s in SessionState.allCases { timeoutNanos[Int(s.rawValue)] = UInt64(timeouts.timeout(for: s)) * Self.nanosPerSecond } }
@@ -251,6 +257,7 @@ public final class SessionTable {
         wheel.fill(Self.none)
         timeoutNanos = FixedArray(zeroed: SessionState.allCases.count)
         timeouts = configuration.timeouts
+        ports = WaypointPorts(shard: configuration.portShard, of: configuration.portShards)
         seed = (random.next(), random.next(), random.next())
         for s in SessionState.allCases { timeoutNanos[Int(s.rawValue)] = UInt64(timeouts.timeout(for: s)) * Self.nanosPerSecond }
     }

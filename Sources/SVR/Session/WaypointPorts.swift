@@ -12,8 +12,10 @@
 // round robin: with a unique local port every tuple on the path is unique whatever the remote
 // port is. Exhaustion of local ports refuses the session with a counted reason.
 //
-// One `WaypointPorts` belongs to one data-plane thread. Threads that share a peer path must be
-// given disjoint local ranges (e.g. a configured sub-range each).
+// One `WaypointPorts` belongs to one data-plane thread. Threads that share a peer path split
+// the local ports: with `shard: k, of: n`, a thread only hands out the k-th of every n local
+// ports (index in the space modulo n), so the threads never collide and a WAN packet can be
+// steered to the thread that owns its session from its destination port alone.
 
 /// A peer path: one local waypoint paired with one remote waypoint.
 public struct PeerPathID: Hashable, Sendable {
@@ -58,12 +60,16 @@ public struct WaypointPorts: Sendable {
         let remoteBase: Int
         let remoteStep: Int
         let remoteCount: Int
+        /// Local ports this shard may hand out.
+        let capacity: Int
+        let shard: Int
+        let shards: Int
         var used: [UInt64]
         var inUse = 0
         var cursor = 0
         var remoteCursor = 0
 
-        init(_ space: WaypointPortSpace) {
+        init(_ space: WaypointPortSpace, shard: Int, of shards: Int) {
             switch space {
             case .evenOdd:
                 (localBase, localStep, localCount) = (16384, 2, (65534 - 16384) / 2 + 1)
@@ -73,17 +79,28 @@ public struct WaypointPorts: Sendable {
                 (remoteBase, remoteStep, remoteCount) = (Int(r.lowerBound), 1, r.count)
             }
             used = [UInt64](repeating: 0, count: (localCount + 63) / 64)
-            // Bits past the end are permanently "used" so the scan never returns them.
+            // Bits past the end and other shards' ports are permanently "used", so the scan
+            // never returns them.
             if localCount % 64 != 0 { used[used.count - 1] = ~UInt64(0) << UInt64(localCount % 64) }
+            var mine = localCount
+            if shards > 1 {
+                mine = 0
+                for i in 0..<localCount {
+                    if i % shards == shard { mine += 1 } else { used[i >> 6] |= UInt64(1) << UInt64(i & 63) }
+                }
+            }
+            capacity = mine
+            self.shard = shard
+            self.shards = shards
         }
 
         mutating func allocate() -> WaypointPortPair? {
-            guard inUse < localCount else { return nil }
+            guard inUse < capacity else { return nil }
             var w = cursor >> 6
             // Ignore bits below the cursor in its word on the first visit, so allocation keeps
             // rotating instead of reusing the port just freed.
             var word = used[w] | ((UInt64(1) << UInt64(cursor & 63)) &- 1)
-            // A clear bit exists (inUse < localCount); at worst the scan wraps around to the
+            // A clear bit exists (inUse < capacity); at worst the scan wraps around to the
             // cursor's word, this time unmasked.
             while word == ~UInt64(0) {
                 w = w + 1 == used.count ? 0 : w + 1
@@ -104,6 +121,7 @@ public struct WaypointPorts: Sendable {
             let off = Int(local) - localBase
             guard off >= 0, off % localStep == 0, off / localStep < localCount else { return false }
             let i = off / localStep
+            guard i % shards == shard else { return false }
             let m = UInt64(1) << UInt64(i & 63)
             guard used[i >> 6] & m != 0 else { return false }
             used[i >> 6] &= ~m
@@ -123,8 +141,15 @@ public struct WaypointPorts: Sendable {
 
     /// Refusals because a path had no free local port.
     public private(set) var exhaustedCount: UInt64 = 0
+    private let shard: Int
+    private let shards: Int
 
-    public init() {}
+    /// Allocators for one thread, owning the `shard`-th of every `shards` local ports.
+    public init(shard: Int = 0, of shards: Int = 1) {
+        precondition(shards >= 1 && (0..<shards).contains(shard), "shard out of range")
+        self.shard = shard
+        self.shards = shards
+    }
 
     /// Registers the path between `local` and `remote` waypoints (or returns the existing one;
     /// the port space of an existing path is not changed).
@@ -132,8 +157,8 @@ public struct WaypointPorts: Sendable {
         let key = PathKey(local: local, remote: remote)
         if let p = paths[key] { return p }
         let id = PeerPathID(rawValue: UInt32(allocators.count / 2))
-        allocators.append(Allocator(space))
-        allocators.append(Allocator(space))
+        allocators.append(Allocator(space, shard: shard, of: shards))
+        allocators.append(Allocator(space, shard: shard, of: shards))
         paths[key] = id
         return id
     }
