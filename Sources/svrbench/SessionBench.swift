@@ -285,10 +285,36 @@ enum SessionBench {
         for p in paths { used += t.ports.inUse(path: p, wireProtocol: 6) + t.ports.inUse(path: p, wireProtocol: 17) }
         print("  waypoint ports still in use after expiry: \(used)")
 
+        dictionaryIndex(keys)
+
         // Steady state: the same flows again into the now warm (already faulted-in) table.
         t0 = clock()
         let again = openAll(now: later)
         report("first packet: classify+ports+insert (warm)", ops: sessions, seconds: clock() - t0)
         print("  inserted \(again)")
+    }
+
+    /// The alternative to the custom index: a Swift `Dictionary` from key to row, two keys per
+    /// session (the rows themselves would still be needed on top).
+    static func dictionaryIndex(_ keys: [SessionKey]) {
+        let before = rss()
+        var d = [SessionKey: UInt32]()
+        d.reserveCapacity(keys.count * 2)
+        let t0 = clock()
+        for (i, k) in keys.enumerated() {
+            d[k] = UInt32(i)
+            var w = k
+            w.packed ^= 3 << 16
+            d[w] = UInt32(i)
+        }
+        let insert = clock() - t0
+        let after = rss()
+        let t1 = clock()
+        var hits = 0
+        for k in keys where d[k] != nil { hits &+= 1 }
+        let lookup = clock() - t1
+        print("  Dictionary<SessionKey, UInt32> index (alternative): insert 2 keys \(fmt(insert * 1e9 / Double(keys.count))) ns/session,"
+              + " lookup \(fmt(lookup * 1e9 / Double(keys.count))) ns (random order),"
+              + " \(fmt(Double(after - before) / Double(keys.count))) B/session for the index alone (hits \(hits))")
     }
 }
