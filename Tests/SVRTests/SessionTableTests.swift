@@ -293,4 +293,55 @@ import Testing
         #expect(uuids.count == 64)
         #expect(SessionUUID(high: 0x0011_2233_4455_6677, low: 0x8899_AABB_CCDD_EEFF).description == "00112233-4455-6677-8899-aabbccddeeff")
     }
+
+    @Test func sessionsAreFoundByUUIDAndUUIDsAreUnique() throws {
+        let t = table()
+        let i = try t.insert(ingress(client), now: 0)
+        #expect(t.lookup(uuid: t.uuid(i)) == i)
+        var n = NewSession(role: .egress, tenant: corp, service: web, original: Kit.tuple("10.1.1.12", 1, "172.16.2.20", 53, 17))
+        n.wanFromUpstream = Kit.tuple("203.0.113.1", 20010, "198.51.100.2", 30011, 17)
+        n.uuid = t.uuid(i)
+        #expect(throws: SessionRefusal.duplicateUUID) { try t.insert(n, now: 0) }
+        n.uuid = SessionUUID(high: 1, low: 2)
+        let j = try t.insert(n, now: 0)
+        #expect(t.lookup(uuid: SessionUUID(high: 1, low: 2)) == j)
+        t.remove(j)
+        #expect(t.lookup(uuid: SessionUUID(high: 1, low: 2)) == nil)
+        #expect(t.lookup(uuid: t.uuid(i)) == i)
+    }
+
+    @Test func migrationMovesTheWaypointKeyAndThePorts() throws {
+        let t = table()
+        let pathA = t.ports.addPath(local: Kit.ip("203.0.113.1"), remote: Kit.ip("198.51.100.2"))
+        let pathB = t.ports.addPath(local: Kit.ip("192.0.2.1"), remote: Kit.ip("198.51.100.9"))
+        let pa = try t.allocatePorts(path: pathA, wireProtocol: 17)
+        let i = try t.insert(ingress(client, local: pa.local, remote: pa.remote,
+                                     lease: PortLease(path: pathA, wireProtocol: 17, localPort: pa.local)), now: 0)
+        t.setMetadataAcknowledged(i, true)
+        #expect(t.metadataAcknowledged(i) && t.info(i)?.metadataAcknowledged == true)
+        let oldKey = try #require(t.key(i, .wanFromDownstream))
+
+        // Failover to path B: new ports, new reverse waypoint tuple, metadata again.
+        let pb = try t.allocatePorts(path: pathB, wireProtocol: 17)
+        let newTuple = Kit.tuple("198.51.100.9", pb.remote, "192.0.2.1", pb.local, 17)
+        try t.replaceKey(i, .wanFromDownstream, with: newTuple, lease: PortLease(path: pathB, wireProtocol: 17, localPort: pb.local))
+        #expect(t.lookup(oldKey) == nil)
+        #expect(t.lookup(wan(newTuple)) == SessionHit(index: i, role: .wanFromDownstream))
+        #expect(t.lookup(lan(client)) == SessionHit(index: i, role: .lanOriginal))
+        #expect(t.ports.inUse(path: pathA, wireProtocol: 17) == 0 && t.ports.inUse(path: pathB, wireProtocol: 17) == 1)
+        #expect(!t.metadataAcknowledged(i))
+        #expect(t.info(i)?.waypointOutbound == newTuple.reversed)
+        #expect(t.indexLoad.used == 2)
+
+        // A tuple owned by another session is refused, counted, and the offered lease freed.
+        let other = try t.insert(ingress(Kit.tuple("10.1.1.10", 40001, "172.16.2.20", 53, 17), local: 20002), now: 0)
+        let pc = try t.allocatePorts(path: pathB, wireProtocol: 17)
+        #expect(throws: SessionRefusal.duplicateKey(.wanFromDownstream)) {
+            try t.replaceKey(other, .wanFromDownstream, with: newTuple, lease: PortLease(path: pathB, wireProtocol: 17, localPort: pc.local))
+        }
+        #expect(t.ports.inUse(path: pathB, wireProtocol: 17) == 1 && t.counters.refusedDuplicateKey == 1)
+        t.remove(i)
+        #expect(t.ports.inUse(path: pathB, wireProtocol: 17) == 0)
+        #expect(throws: SessionRefusal.noSuchSession) { try t.replaceKey(i, .wanFromDownstream, with: newTuple, lease: nil) }
+    }
 }

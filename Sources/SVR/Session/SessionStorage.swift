@@ -95,3 +95,71 @@ struct SessionRow: BitwiseCopyable {
         }
     }
 }
+
+/// An open-addressing hash index of 32-bit row references, with linear probing. A slot holds
+/// the low 32 bits of the key's hash (home bucket and filter) in its high half and the
+/// reference (never 0) in its low half; 0 is an empty slot. Keys live in the rows, so a probe
+/// asks the caller whether a reference's key matches. Deletion shifts later entries of the
+/// cluster back (no tombstones), so probes do not lengthen with churn.
+struct SlotIndex {
+    let slots: FixedArray<UInt64>
+    let mask: Int
+    private(set) var used = 0
+
+    /// An index of at least `minimumSlots` slots (rounded up to a power of two).
+    init(minimumSlots: Int) {
+        var n = 16
+        while n < minimumSlots { n <<= 1 }
+        slots = FixedArray(zeroed: n)
+        mask = n - 1
+    }
+
+    var count: Int { mask + 1 }
+
+    func free() { slots.free() }
+
+    /// The slot of the first reference with this hash that `matches` accepts.
+    @inline(__always)
+    func find(_ h: UInt64, _ matches: (UInt32) -> Bool) -> Int? {
+        let tag = h & 0xFFFF_FFFF
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let s = slots[i]
+            if s == 0 { return nil }
+            if s >> 32 == tag && matches(UInt32(truncatingIfNeeded: s)) { return i }
+            i = (i + 1) & mask
+        }
+    }
+
+    @inline(__always)
+    func reference(at slot: Int) -> UInt32 { UInt32(truncatingIfNeeded: slots[slot]) }
+
+    /// Adds a reference; the caller keeps the index under 3/4 full.
+    mutating func insert(_ h: UInt64, _ ref: UInt32) {
+        var i = Int(truncatingIfNeeded: h) & mask
+        while slots[i] != 0 { i = (i + 1) & mask }
+        slots[i] = (h & 0xFFFF_FFFF) << 32 | UInt64(ref)
+        used += 1
+    }
+
+    /// Removes a reference that is present under hash `h`.
+    mutating func remove(_ h: UInt64, _ ref: UInt32) {
+        var hole = Int(truncatingIfNeeded: h) & mask
+        while UInt32(truncatingIfNeeded: slots[hole]) != ref { hole = (hole + 1) & mask }
+        // Pull later entries of the cluster into the hole when their home bucket allows, so
+        // every entry stays reachable from its home.
+        var j = hole
+        while true {
+            j = (j + 1) & mask
+            let s = slots[j]
+            if s == 0 { break }
+            let home = Int(truncatingIfNeeded: s >> 32) & mask
+            if (hole - home) & mask < (j - home) & mask {
+                slots[hole] = s
+                hole = j
+            }
+        }
+        slots[hole] = 0
+        used -= 1
+    }
+}

@@ -6,11 +6,14 @@
 //           packet updates or needs (counters, last seen, state, peer, key handle), then up
 //           to four lookup keys, UUID, creation time, timer links;
 //   free    a stack of free row indices;
-//   index   open addressing with linear probing over `UInt64` slots, at most 50% full with
-//           two keys per session: the high half of a slot is the low 32 bits of the key's
-//           hash (home bucket and filter), the low half (row + 1) << 2 | key role. The key
-//           itself is compared in the row, which a hit touches anyway. Deletion shifts later
-//           entries back (no tombstones), so probe lengths do not grow with churn.
+//   index   open addressing with linear probing over `UInt64` slots (`SlotIndex`), at most
+//           50% full with two keys per session: the high half of a slot is the low 32 bits
+//           of the key's hash (home bucket and filter), the low half (row + 1) << 2 | key
+//           role. The key itself is compared in the row, which a hit touches anyway.
+//           Deletion shifts later entries back (no tombstones), so probe lengths do not grow
+//           with churn.
+//   uuids   a second `SlotIndex` from session UUID to row, for metadata that names an
+//           existing session (migration to another peer path, spec §8.2; delete session).
 //   wheel   4,096 one-second slots of doubly linked rows. A row sits in the slot of its
 //           deadline (last seen + timeout of its state). Packets only update "last seen"; a
 //           row whose slot comes due but that has seen traffic since is moved to its new
@@ -124,6 +127,10 @@ public enum SessionRefusal: Error, Sendable, Equatable {
     case tableFull
     /// Another session already owns one of the keys.
     case duplicateKey(SessionKeyRole)
+    /// Another session already has this UUID.
+    case duplicateUUID
+    /// The session index does not name a live session (it ended meanwhile).
+    case noSuchSession
     /// No free local waypoint port on the path.
     case portsExhausted
     /// The path was never registered with `ports.addPath`.
@@ -140,6 +147,7 @@ public enum SessionEnd: UInt8, Sendable {
 public struct SessionCounters: Sendable, Equatable {
     public var inserted: UInt64 = 0
     public var refusedTableFull: UInt64 = 0
+    /// A key or the UUID already belonged to another session.
     public var refusedDuplicateKey: UInt64 = 0
     public var refusedPortsExhausted: UInt64 = 0
     public var expired: UInt64 = 0
@@ -168,6 +176,8 @@ public struct SessionInfo: Sendable, Equatable {
     public var state: SessionState
     public var finForward: Bool
     public var finReverse: Bool
+    /// Metadata handshake done for the packets this router sends (spec §2.5).
+    public var metadataAcknowledged: Bool
     /// The original 5-tuple (client → server).
     public var original: FiveTuple
     public var lanReply: SessionKey?
@@ -214,6 +224,7 @@ public final class SessionTable {
     static let nanosPerSecond: UInt64 = 1_000_000_000
     static let wheelSize = 4096
     static let live: UInt8 = 0x80
+    static let metadataAck: UInt8 = 0x08
 
     /// Maximum number of sessions.
     public let capacity: Int
@@ -230,9 +241,8 @@ public final class SessionTable {
     private let rows: FixedArray<SessionRow>
     private let freeRows: FixedArray<UInt32>
     private var freeCount: Int
-    private let slots: FixedArray<UInt64>
-    private let slotMask: Int
-    private var slotsUsed = 0
+    private var keyIndex: SlotIndex
+    private var uuidIndex: SlotIndex
     private let wheel: FixedArray<UInt32>
     /// Next wheel tick to process (seconds); UInt64.max until the first call with a clock.
     private var wheelTick = UInt64.max
@@ -249,10 +259,8 @@ public final class SessionTable {
         freeRows = FixedArray(zeroed: capacity)
         for i in 0..<capacity { freeRows[i] = UInt32(capacity - 1 - i) }
         freeCount = capacity
-        var n = 16
-        while n < capacity * 4 { n <<= 1 }
-        slots = FixedArray(zeroed: n)
-        slotMask = n - 1
+        keyIndex = SlotIndex(minimumSlots: capacity * 4)
+        uuidIndex = SlotIndex(minimumSlots: capacity * 2)
         wheel = FixedArray(zeroed: Self.wheelSize)
         wheel.fill(Self.none)
         timeoutNanos = FixedArray(zeroed: SessionState.allCases.count)
@@ -265,7 +273,8 @@ public final class SessionTable {
     deinit {
         rows.free()
         freeRows.free()
-        slots.free()
+        keyIndex.free()
+        uuidIndex.free()
         wheel.free()
         timeoutNanos.free()
     }
@@ -276,7 +285,7 @@ public final class SessionTable {
     @inline(__always)
     public func lookup(_ key: SessionKey) -> SessionHit? {
         guard let slot = find(key, key.hash(seed)) else { return nil }
-        let ref = Int(truncatingIfNeeded: slots[slot] & 0xFFFF_FFFF)
+        let ref = Int(keyIndex.reference(at: slot))
         return SessionHit(index: SessionIndex(rawValue: UInt32((ref >> 2) - 1)), role: SessionKeyRole(rawValue: UInt8(ref & 3))!)
     }
 
@@ -322,6 +331,63 @@ public final class SessionTable {
         SessionUUID(high: rows[Int(index.rawValue)].uuidHigh, low: rows[Int(index.rawValue)].uuidLow)
     }
 
+    /// Whether the metadata handshake is done for the packets this router sends in the session
+    /// (ingress: reverse metadata or TLV 18 received; egress: a forward packet without
+    /// metadata received; spec §2.5).
+    @inline(__always)
+    public func metadataAcknowledged(_ index: SessionIndex) -> Bool {
+        rows[Int(index.rawValue)].flags & Self.metadataAck != 0
+    }
+
+    /// Records the metadata handshake state (false re-triggers metadata, spec §2.6).
+    public func setMetadataAcknowledged(_ index: SessionIndex, _ done: Bool) {
+        let i = Int(index.rawValue)
+        rows[i].flags = done ? rows[i].flags | Self.metadataAck : rows[i].flags & ~Self.metadataAck
+    }
+
+    // MARK: Metadata naming an existing session
+
+    /// The live session with this UUID.
+    public func lookup(uuid: SessionUUID) -> SessionIndex? {
+        findUUID(uuid).map { SessionIndex(rawValue: uuidIndex.reference(at: $0) - 1) }
+    }
+
+    /// Moves a session to a new tuple for one of its keys: a new peer path after failover or
+    /// migration (spec §8.2; `wanFromDownstream` at the ingress with new ports in `lease`,
+    /// `wanFromUpstream` at the egress with `lease` nil), or a new reply tuple. The old key
+    /// leaves the index, the old port lease is released and `lease` becomes the session's, and
+    /// metadata is no longer acknowledged, so the caller sends it again. On refusal nothing
+    /// changes and `lease` is released. The original 5-tuple (`lanOriginal`) cannot change.
+    public func replaceKey(_ index: SessionIndex, _ role: SessionKeyRole, with tuple: FiveTuple, lease: PortLease?) throws(SessionRefusal) {
+        precondition(role != .lanOriginal, "the original 5-tuple identifies the session")
+        let i = Int(index.rawValue)
+        let r = Int(role.rawValue)
+        let ref = UInt32((i + 1) << 2 | r)
+        let key = SessionKey(tuple, side: role.side, zone: role.side == .lan ? rows[i].key0.zone : 0)
+        let h = key.hash(seed)
+        let indexed = i < capacity && rows[i].masks >> 4 & UInt8(1 << r) != 0
+        do throws(SessionRefusal) {
+            guard i < capacity, rows[i].flags & Self.live != 0 else { throw .noSuchSession }
+            if let slot = find(key, h), keyIndex.reference(at: slot) != ref { throw .duplicateKey(role) }
+            guard indexed || keyIndex.used < keyIndex.count / 4 * 3 else { throw .tableFull }
+        } catch {
+            if case .duplicateKey = error { counters.refusedDuplicateKey &+= 1 }
+            if let l = lease { ports.release(path: l.path, wireProtocol: l.wireProtocol, localPort: l.localPort) }
+            throw error
+        }
+        if indexed { keyIndex.remove(rows[i].key(r).hash(seed), ref) }
+        rows[i].setKey(r, key)
+        rows[i].masks |= UInt8(1 << r | 1 << (r + 4))
+        keyIndex.insert(h, ref)
+        releaseLease(i)
+        if let l = lease {
+            rows[i].leasePath = l.path.rawValue &+ 1
+            rows[i].leasePort = l.localPort
+            rows[i].flags = l.wireProtocol == IPProtocolNumber.tcp ? rows[i].flags & ~4 : rows[i].flags | 4
+        }
+        rows[i].flags &= ~Self.metadataAck
+    }
+
     // MARK: First packet
 
     /// Allocates waypoint ports for a new session on `path`, counting exhaustion.
@@ -351,13 +417,14 @@ public final class SessionTable {
         do throws(SessionRefusal) {
             // The index is sized for four slots per session; keep it at most 3/4 full even if
             // callers register more than the usual two keys.
-            guard freeCount > 0, slotsUsed + indexed.nonzeroBitCount <= (slotMask + 1) / 4 * 3 else { throw .tableFull }
+            guard freeCount > 0, keyIndex.used + indexed.nonzeroBitCount <= keyIndex.count / 4 * 3 else { throw .tableFull }
             for r in 0..<4 where indexed & (1 << r) != 0 {
                 let k = Self.pick(keys, r)
                 let h = k.hash(seed)
                 Self.store(&hashes, r, h)
                 if find(k, h) != nil { throw .duplicateKey(SessionKeyRole(rawValue: UInt8(r))!) }
             }
+            if let u = s.uuid, findUUID(u) != nil { throw .duplicateUUID }
         } catch {
             if case .tableFull = error { counters.refusedTableFull &+= 1 } else { counters.refusedDuplicateKey &+= 1 }
             if let l = s.portLease { ports.release(path: l.path, wireProtocol: l.wireProtocol, localPort: l.localPort) }
@@ -365,7 +432,8 @@ public final class SessionTable {
         }
         freeCount -= 1
         let i = Int(freeRows[freeCount])
-        let uuid = s.uuid ?? random.uuid()
+        var uuid = s.uuid ?? random.uuid()
+        while s.uuid == nil && findUUID(uuid) != nil { uuid = random.uuid() }
         let lease = s.portLease
         rows[i] = SessionRow(
             lastSeen: now, packetsForward: 0, packetsReverse: 0, bytesForward: 0, bytesReverse: 0,
@@ -377,8 +445,9 @@ public final class SessionTable {
             key0: keys.0, key1: keys.1, key2: keys.2, key3: keys.3,
             uuidHigh: uuid.high, uuidLow: uuid.low, created: now, wheelNext: Self.none, wheelPrev: Self.none)
         for r in 0..<4 where indexed & (1 << r) != 0 {
-            indexInsert(Self.pick(hashes, r), ref: UInt64((i + 1) << 2 | r))
+            keyIndex.insert(Self.pick(hashes, r), UInt32((i + 1) << 2 | r))
         }
+        uuidIndex.insert(uuidHash(uuid), UInt32(i + 1))
         startWheel(now)
         link(i)
         count += 1
@@ -470,11 +539,11 @@ public final class SessionTable {
     }
 
     /// Number of index slots in use and their total (for diagnostics and tests).
-    public var indexLoad: (used: Int, slots: Int) { (slotsUsed, slotMask + 1) }
+    public var indexLoad: (used: Int, slots: Int) { (keyIndex.used, keyIndex.count) }
 
     /// Bytes the table maps for its capacity (committed as sessions are created).
     public var reservedBytes: Int {
-        capacity * (MemoryLayout<SessionRow>.stride + 4) + (slotMask + 1) * 8 + Self.wheelSize * 4
+        capacity * (MemoryLayout<SessionRow>.stride + 4) + (keyIndex.count + uuidIndex.count) * 8 + Self.wheelSize * 4
     }
 
     // MARK: Internals
@@ -511,6 +580,7 @@ public final class SessionTable {
             role: SessionRole(rawValue: r.role)!, tenant: TenantID(rawValue: r.tenant),
             service: ServiceID(rawValue: r.service), peer: r.peer, keyHandle: r.keyHandle,
             state: SessionState(rawValue: r.state)!, finForward: r.flags & 1 != 0, finReverse: r.flags & 2 != 0,
+            metadataAcknowledged: r.flags & Self.metadataAck != 0,
             original: r.key0.tuple, lanReply: k(.lanReply), wanFromUpstream: k(.wanFromUpstream),
             wanFromDownstream: k(.wanFromDownstream),
             portLease: r.leasePath == 0 ? nil : PortLease(
@@ -525,14 +595,11 @@ public final class SessionTable {
     private func destroy(_ i: Int) {
         let indexed = Int(rows[i].masks >> 4)
         for r in 0..<4 where indexed & (1 << r) != 0 {
-            indexRemove(rows[i].key(r), ref: UInt64((i + 1) << 2 | r))
+            keyIndex.remove(rows[i].key(r).hash(seed), UInt32((i + 1) << 2 | r))
         }
+        uuidIndex.remove(uuidHash(SessionUUID(high: rows[i].uuidHigh, low: rows[i].uuidLow)), UInt32(i + 1))
         unlink(i)
-        if rows[i].leasePath != 0 {
-            ports.release(path: PeerPathID(rawValue: rows[i].leasePath - 1),
-                          wireProtocol: rows[i].flags & 4 != 0 ? IPProtocolNumber.udp : IPProtocolNumber.tcp,
-                          localPort: rows[i].leasePort)
-        }
+        releaseLease(i)
         rows[i].flags = 0
         freeRows[freeCount] = UInt32(i)
         freeCount += 1
@@ -542,44 +609,28 @@ public final class SessionTable {
     /// The index slot holding `key`, if any.
     @inline(__always)
     private func find(_ key: SessionKey, _ h: UInt64) -> Int? {
-        let tag = h & 0xFFFF_FFFF
-        var i = Int(truncatingIfNeeded: h) & slotMask
-        while true {
-            let s = slots[i]
-            if s == 0 { return nil }
-            if s >> 32 == tag {
-                let ref = Int(truncatingIfNeeded: s & 0xFFFF_FFFF)
-                if rows[(ref >> 2) - 1].key(ref & 3) == key { return i }
-            }
-            i = (i + 1) & slotMask
+        keyIndex.find(h) { ref in rows[Int(ref >> 2) - 1].key(Int(ref & 3)) == key }
+    }
+
+    @inline(__always)
+    private func uuidHash(_ u: SessionUUID) -> UInt64 {
+        let m = (u.high ^ seed.1).multipliedFullWidth(by: u.low ^ seed.2 | 1)
+        return m.high ^ m.low
+    }
+
+    private func findUUID(_ u: SessionUUID) -> Int? {
+        uuidIndex.find(uuidHash(u)) { ref in
+            let r = Int(ref) - 1
+            return rows[r].uuidHigh == u.high && rows[r].uuidLow == u.low
         }
     }
 
-    private func indexInsert(_ h: UInt64, ref: UInt64) {
-        var i = Int(truncatingIfNeeded: h) & slotMask
-        while slots[i] != 0 { i = (i + 1) & slotMask }
-        slots[i] = (h & 0xFFFF_FFFF) << 32 | ref
-        slotsUsed += 1
-    }
-
-    private func indexRemove(_ key: SessionKey, ref: UInt64) {
-        var hole = Int(truncatingIfNeeded: key.hash(seed)) & slotMask
-        while slots[hole] & 0xFFFF_FFFF != ref { hole = (hole + 1) & slotMask }
-        // Backward shift: pull later entries of the cluster into the hole when their home
-        // bucket allows, so every entry stays reachable from its home without tombstones.
-        var j = hole
-        while true {
-            j = (j + 1) & slotMask
-            let s = slots[j]
-            if s == 0 { break }
-            let home = Int(truncatingIfNeeded: s >> 32) & slotMask
-            if (hole - home) & slotMask < (j - home) & slotMask {
-                slots[hole] = s
-                hole = j
-            }
-        }
-        slots[hole] = 0
-        slotsUsed -= 1
+    private func releaseLease(_ i: Int) {
+        guard rows[i].leasePath != 0 else { return }
+        ports.release(path: PeerPathID(rawValue: rows[i].leasePath - 1),
+                      wireProtocol: rows[i].flags & 4 != 0 ? IPProtocolNumber.udp : IPProtocolNumber.tcp,
+                      localPort: rows[i].leasePort)
+        rows[i].leasePath = 0
     }
 
     @inline(__always)
