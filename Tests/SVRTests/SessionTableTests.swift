@@ -344,4 +344,21 @@ import Testing
         #expect(t.ports.inUse(path: pathB, wireProtocol: 17) == 0)
         #expect(throws: SessionRefusal.noSuchSession) { try t.replaceKey(i, .wanFromDownstream, with: newTuple, lease: nil) }
     }
+
+    @Test func keysFromHeaderFieldsEqualKeysFromTuples() throws {
+        let v4 = Kit.tuple("10.1.1.10", 40000, "172.16.2.20", 443, 6)
+        let raw = SessionKey(v4Source: 0x0A01_010A, v4Destination: 0xAC10_0214, sourcePort: 40000, destinationPort: 443,
+                             proto: 6, side: .wan, zone: 0)
+        #expect(raw == SessionKey(v4, side: .wan))
+        #expect(raw.tuple == v4 && raw.side == .wan && raw.zone == 0)
+        #expect(raw.reversed == SessionKey(v4.reversed, side: .wan) && raw.reversed.reversed == raw)
+        let v6 = Kit.tuple("2001:db8:1::10", 5, "2001:db8:2::20", 53, 17)
+        let raw6 = SessionKey(v6Source: IPv6Address("2001:db8:1::10")!, v6Destination: IPv6Address("2001:db8:2::20")!,
+                              sourcePort: 5, destinationPort: 53, proto: 17, side: .lan, zone: 3)
+        #expect(raw6 == SessionKey(v6, side: .lan, zone: 3) && raw6.tuple == v6 && raw6.zone == 3)
+        // An IPv4 address and the IPv6 address with the same low bits never collide.
+        let low = SessionKey(v6Source: IPv6Address(high: 0, low: 0x0A01_010A), v6Destination: IPv6Address(high: 0, low: 0xAC10_0214),
+                             sourcePort: 40000, destinationPort: 443, proto: 6, side: .wan)
+        #expect(low != raw && low.source.isIPv4 == false)
+    }
 }

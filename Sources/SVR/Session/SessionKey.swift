@@ -82,6 +82,18 @@ public struct SessionKey: Hashable, Sendable, BitwiseCopyable, CustomStringConve
         FiveTuple(source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort, proto: proto)
     }
 
+    /// The key of the opposite direction on the same side and zone (e.g. the waypoint tuple to
+    /// send on, from the peer → us key that was registered).
+    public var reversed: SessionKey {
+        var k = self
+        k.sourceHigh = destinationHigh
+        k.sourceLow = destinationLow
+        k.destinationHigh = sourceHigh
+        k.destinationLow = sourceLow
+        k.packed = UInt64(destinationPort) << 48 | UInt64(sourcePort) << 32 | packed & 0xFFFF_FFFF
+        return k
+    }
+
     public var description: String { "\(side) \(tuple)" }
 
     /// Hash of the key under `seed` (two 128-bit multiplies; the seed is random per table so

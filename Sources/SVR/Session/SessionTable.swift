@@ -403,6 +403,8 @@ public final class SessionTable {
     }
 
     /// Creates a session. On refusal the session's port lease is released. Allocation-free.
+    /// The first packet is not counted here: account it with `recordPacket` like any other
+    /// (role `.lanOriginal` at the ingress, `.wanFromUpstream` at the egress and transit).
     public func insert(_ s: NewSession, now: UInt64) throws(SessionRefusal) -> SessionIndex {
         var keys = (SessionKey(s.original, side: .lan, zone: s.lanZone), Self.emptyKey, Self.emptyKey, Self.emptyKey)
         var present: UInt8 = 1
