@@ -361,4 +361,51 @@ import Testing
                              sourcePort: 40000, destinationPort: 443, proto: 6, side: .wan)
         #expect(low != raw && low.source.isIPv4 == false)
     }
+
+    /// Two routers' tables wired by hand the way the engine will: what the ingress sends on
+    /// the waypoint tuple is what the egress registers, and the egress's replies hit the
+    /// ingress's reverse key.
+    @Test func ingressAndEgressTablesAgreeOnTheWaypointTuple() throws {
+        let a = table()
+        let b = table()
+        let classifier = try Classifier(
+            tenantPrefixes: [(Kit.prefix("10.1.0.0/16"), corp)],
+            services: [ServiceRule(service: web, prefixes: [Kit.prefix("172.16.2.0/24")], allowedTenants: [corp])])
+        var routes = ServiceRouteTable(serviceCount: 3)
+        routes.setRoute(web, true)
+        var counters = ClassifierCounters()
+        let syn = Kit.tuple("10.1.1.10", 40000, "172.16.2.20", 443, 6)
+
+        // Router A (ingress): miss, classify, ports, insert.
+        #expect(a.lookup(lan(syn)) == nil)
+        guard case .allowed(let tenant, let service) = classifier.classify(syn, interface: nil, routes: routes, counters: &counters) else {
+            Issue.record("not allowed")
+            return
+        }
+        let path = a.ports.addPath(local: Kit.ip("203.0.113.1"), remote: Kit.ip("198.51.100.2"))
+        let ports = try a.allocatePorts(path: path, wireProtocol: 6)
+        var n = NewSession(role: .ingress, tenant: tenant, service: service, original: syn)
+        n.wanFromDownstream = Kit.tuple("198.51.100.2", ports.remote, "203.0.113.1", ports.local, 6)
+        n.portLease = PortLease(path: path, wireProtocol: 6, localPort: ports.local)
+        n.tcpFlags = .syn
+        let ia = try a.insert(n, now: 0)
+        let sent = try #require(a.key(ia, .wanFromDownstream)?.reversed)
+
+        // Router B (egress): the packet arrives on its waypoint with metadata naming the session.
+        var m = NewSession(role: .egress, tenant: tenant, service: service, original: syn)
+        m.wanFromUpstream = sent.tuple
+        m.uuid = a.uuid(ia)
+        m.tcpFlags = .syn
+        let ib = try b.insert(m, now: 0)
+        #expect(b.lookup(sent)?.index == ib)
+        // The server's SYN-ACK on B's LAN, then B's reply over the waypoints, then A.
+        let synAck = try #require(b.lookup(lan(syn.reversed)))
+        #expect(synAck.role == .lanReply)
+        #expect(b.recordPacket(synAck, bytes: 60, tcpFlags: [.syn, .ack], now: 1) == .tcpSynReceived)
+        let back = try #require(b.key(ib, .wanFromUpstream)?.reversed)
+        let atA = try #require(a.lookup(back))
+        #expect(atA == SessionHit(index: ia, role: .wanFromDownstream))
+        #expect(a.recordPacket(atA, bytes: 60, tcpFlags: [.syn, .ack], now: 1) == .tcpSynReceived)
+        #expect(a.uuid(ia) == b.uuid(ib) && back.sourcePort % 2 == 1 && back.destinationPort % 2 == 0)
+    }
 }
