@@ -1,13 +1,15 @@
 // Longest-prefix match for IPv4 and IPv6.
 //
 // Design: a multibit trie with a wide root (16 bits when the table is large, 8 otherwise)
-// followed by 4-bit strides (controlled prefix expansion). Each trie entry is one `UInt64`:
+// followed by 4-bit strides (controlled prefix expansion), path-compressed after the build. Each trie entry is one `UInt64`:
 // the high half holds value+1 of the longest prefix that ends at this level and covers the
 // entry (0: none), the low half the index of the child node's first entry (0: no child; the
 // root starts at 0, so no child ever does). A lookup reads one entry per level, remembering
 // the last value it passed: IPv4 needs at most 1 + 4 reads with the 16-bit root, IPv6 at
 // most 1 + 28 (a /48 needs 9). Prefixes are inserted shortest first, so expanding a longer
-// prefix simply overwrites the shorter one's value in the entries it covers.
+// prefix simply overwrites the shorter one's value in the entries it covers. Chains of nodes
+// that hold nothing but one child are then skipped: the reference jumps to the end of the
+// chain and is marked, and the lookup checks the key against that node's path once.
 //
 // Alternatives measured for the choice are in docs/perf/session.md. The table is built once
 // from a list and never changed (an immutable, `Sendable` snapshot); a new configuration
@@ -78,6 +80,15 @@ struct PrefixTrie: Sendable {
     /// Tables with more prefixes than this get a 16-bit root (512 KiB), smaller ones 8 bits.
     static let wideRootThreshold = 1024
 
+    /// Child references with this bit set skipped a chain of pass-through nodes: the lookup
+    /// must check the target node's path before reading it.
+    static let skip = 1 << 31
+
+    /// Each child node is preceded by a 3-word header: the key bits leading to it (masked,
+    /// high and low half) and the bit offset its own index starts at. It sits next to the
+    /// node's entries, so checking it after a skip costs no extra cache miss in most cases.
+    static let header = 3
+
     let rootBits: Int
     let entries: [UInt64]
     let count: Int
@@ -94,8 +105,10 @@ struct PrefixTrie: Sendable {
                 let slot = base + Self.bits(p.hi, p.lo, offset, width)
                 var child = Int(UInt32(truncatingIfNeeded: t[slot]))
                 if child == 0 {
-                    child = t.count
-                    guard child + (1 << Self.stride) <= Int(UInt32.max) else { throw .tooLarge }
+                    child = t.count + Self.header
+                    guard child + (1 << Self.stride) < Self.skip else { throw .tooLarge }
+                    let (hm, lm) = Self.masks(offset + width)
+                    t.append(contentsOf: [p.hi & hm, p.lo & lm, UInt64(offset + width)])
                     t.append(contentsOf: repeatElement(0, count: 1 << Self.stride))
                     t[slot] |= UInt64(child)
                 }
@@ -110,9 +123,44 @@ struct PrefixTrie: Sendable {
                 t[i] = tagged | (t[i] & 0xFFFF_FFFF)
             }
         }
+        // Path compression: a node whose only non-empty entry is a child without a value
+        // decides nothing; point past chains of such nodes and mark the reference, so sparse
+        // regions (one /48 under a /32, one /24 under a /16) cost one read instead of many.
+        func passThrough(_ node: Int) -> Int? {
+            var only: UInt64 = 0
+            for i in node..<node + (1 << Self.stride) where t[i] != 0 {
+                guard only == 0, t[i] >> 32 == 0 else { return nil }
+                only = t[i]
+            }
+            return only == 0 ? nil : Int(UInt32(truncatingIfNeeded: only))
+        }
+        func compress(_ i: Int) {
+            var child = Int(UInt32(truncatingIfNeeded: t[i]))
+            guard child != 0 else { return }
+            var skipped = false
+            while let next = passThrough(child) {
+                child = next
+                skipped = true
+            }
+            if skipped { t[i] = t[i] & 0xFFFF_FFFF_0000_0000 | UInt64(child | Self.skip) }
+        }
+        for i in 0..<1 << root { compress(i) }
+        var node = (1 << root) + Self.header
+        while node < t.count {
+            for i in node..<node + (1 << Self.stride) { compress(i) }
+            node += Self.header + (1 << Self.stride)
+        }
         rootBits = root
         entries = t
         count = list.count
+    }
+
+    /// Masks keeping the first `length` bits of a 128-bit key.
+    @inline(__always)
+    static func masks(_ length: Int) -> (UInt64, UInt64) {
+        let hm: UInt64 = length <= 0 ? 0 : (length >= 64 ? ~0 : ~UInt64(0) << UInt64(64 - length))
+        let lm: UInt64 = length <= 64 ? 0 : (length >= 128 ? ~0 : ~UInt64(0) << UInt64(128 - length))
+        return (hm, lm)
     }
 
     /// `width` bits of the 128-bit key starting at bit `offset` (0 = most significant). Levels
@@ -130,6 +178,14 @@ struct PrefixTrie: Sendable {
         var offset = rootBits
         var child = Int(UInt32(truncatingIfNeeded: e))
         while child != 0 {
+            if child & Self.skip != 0 {
+                // Skipped levels: the key must follow the path to this node, else nothing
+                // longer than `best` can match.
+                child &= ~Self.skip
+                offset = Int(truncatingIfNeeded: entries[child - 1])
+                let (hm, lm) = Self.masks(offset)
+                if (hi ^ entries[child - 3]) & hm != 0 || (lo ^ entries[child - 2]) & lm != 0 { break }
+            }
             e = entries[child + Self.bits(hi, lo, offset, Self.stride)]
             if e >> 32 != 0 { best = e >> 32 }
             child = Int(UInt32(truncatingIfNeeded: e))
