@@ -178,6 +178,13 @@ enum SessionBench {
         var routes = ServiceRouteTable(serviceCount: services)
         for s in 0..<services { routes.setRoute(ServiceID(rawValue: UInt16(s)), true) }
 
+        do {
+            let r0 = rss()
+            let c0 = clock()
+            let populated = SessionTable(SessionTableConfiguration(maxSessions: sessions, prefault: true))
+            print("  table made with prefault: \(fmt((clock() - c0) * 1e3)) ms, RSS +\((rss() - r0) >> 20) MiB"
+                  + " (\(populated.capacity) sessions)")
+        }
         let before = rss()
         let t = SessionTable(SessionTableConfiguration(maxSessions: sessions))
         // 64 peer paths x (TCP, UDP) x 24,576 even ports = 3.1M concurrent sessions possible.

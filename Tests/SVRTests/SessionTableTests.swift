@@ -408,4 +408,13 @@ import Testing
         #expect(a.recordPacket(atA, bytes: 60, tcpFlags: [.syn, .ack], now: 1) == .tcpSynReceived)
         #expect(a.uuid(ia) == b.uuid(ib) && back.sourcePort % 2 == 1 && back.destinationPort % 2 == 0)
     }
+
+    @Test func prefaultedTableWorksTheSame() throws {
+        let t = SessionTable(SessionTableConfiguration(maxSessions: 10_000, prefault: true))
+        for n in 0..<1000 {
+            _ = try t.insert(ingress(Kit.tuple("10.1.1.10", UInt16(n), "172.16.2.20", 53, 17), local: UInt16(n)), now: 0)
+        }
+        #expect(t.count == 1000 && t.capacity == 10_000)
+        #expect(t.lookup(lan(Kit.tuple("10.1.1.10", 999, "172.16.2.20", 53, 17))) != nil)
+    }
 }

@@ -13,10 +13,12 @@ struct FixedArray<Element: BitwiseCopyable> {
 
     /// Maps `count` zeroed elements, page aligned (so 64-byte rows sit on cache lines). The
     /// kernel commits pages only when they are touched, so a large preallocated table costs
-    /// memory in proportion to its use.
-    init(zeroed count: Int) {
+    /// memory in proportion to its use, unless `populate` commits them all now (no page
+    /// faults later on the packet path).
+    init(zeroed count: Int, populate: Bool = false) {
         let size = max(1, count) * MemoryLayout<Element>.stride
-        let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0)
+        let raw = mmap(nil, size, PROT_READ | PROT_WRITE, flags, -1, 0)
         guard let raw, raw != MAP_FAILED else { fatalError("session table: cannot map \(size) bytes") }
         base = raw.bindMemory(to: Element.self, capacity: max(1, count))
         self.count = count
@@ -107,10 +109,10 @@ struct SlotIndex {
     private(set) var used = 0
 
     /// An index of at least `minimumSlots` slots (rounded up to a power of two).
-    init(minimumSlots: Int) {
+    init(minimumSlots: Int, populate: Bool) {
         var n = 16
         while n < minimumSlots { n <<= 1 }
-        slots = FixedArray(zeroed: n)
+        slots = FixedArray(zeroed: n, populate: populate)
         mask = n - 1
     }
 
