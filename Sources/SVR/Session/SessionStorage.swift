@@ -1,7 +1,7 @@
 // The session table's preallocated memory. This is the only file of the session code that
 // holds unsafe pointers: fixed-capacity arrays of plain (bitwise-copyable) values, allocated
 // zeroed once and freed by their owner. Indices are checked by the callers (they come from
-// the table's own free list and hash index), and again by `assert` in debug builds.
+// the table's own free list and hash index), and again by the subscript.
 
 import Glibc
 
@@ -26,14 +26,16 @@ struct FixedArray<Element: BitwiseCopyable> {
 
     func free() { munmap(base, max(1, count) * MemoryLayout<Element>.stride) }
 
+    /// Bounds-checked like `Array` (one predictable compare), so a stale or corrupt index
+    /// traps instead of touching memory outside the mapping.
     @inline(__always)
     subscript(i: Int) -> Element {
         get {
-            assert(i >= 0 && i < count)
+            precondition(UInt(bitPattern: i) < UInt(bitPattern: count), "index out of range")
             return base[i]
         }
         nonmutating _modify {
-            assert(i >= 0 && i < count)
+            precondition(UInt(bitPattern: i) < UInt(bitPattern: count), "index out of range")
             yield &base[i]
         }
     }

@@ -323,8 +323,8 @@ public final class SessionTable {
     /// A lookup key of a session, e.g. the waypoint tuple to rewrite a packet to.
     @inline(__always)
     public func key(_ index: SessionIndex, _ role: SessionKeyRole) -> SessionKey? {
-        let r = rows[Int(index.rawValue)]
-        return r.masks & (1 << role.rawValue) != 0 ? r.key(Int(role.rawValue)) : nil
+        let i = Int(index.rawValue)
+        return rows[i].masks & (1 << role.rawValue) != 0 ? rows[i].key(Int(role.rawValue)) : nil
     }
 
     public func tenant(_ index: SessionIndex) -> TenantID { TenantID(rawValue: rows[Int(index.rawValue)].tenant) }
