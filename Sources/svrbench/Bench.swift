@@ -9,6 +9,7 @@ enum Bench {
         ("nat", "packet layer: double-NAT rewrite, checksum, metadata insert/strip (ns/op)", PacketBench.run),
         (name: "tun", about: TunBench.about, run: TunBench.run),
         (name: "nft", about: NftBench.about, run: NftBench.run),
+        ("session", "LPM, classify+ports+insert, session lookup, bytes/session [SESSIONS]", SessionBench.run),
     ]
 
     static func main(_ args: [String]) {
