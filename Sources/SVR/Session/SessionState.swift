@@ -10,16 +10,7 @@
 //
 // UDP, ICMP and other protocols have one state each and only an idle timeout.
 
-/// TCP header flag bits (byte 13 of the TCP header).
-public struct TCPFlags: OptionSet, Sendable {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-    public static let fin = TCPFlags(rawValue: 0x01)
-    public static let syn = TCPFlags(rawValue: 0x02)
-    public static let rst = TCPFlags(rawValue: 0x04)
-    public static let psh = TCPFlags(rawValue: 0x08)
-    public static let ack = TCPFlags(rawValue: 0x10)
-}
+// TCPFlags is defined with the packet views (Packet/HeaderViews.swift).
 
 /// The state of a session.
 public enum SessionState: UInt8, Sendable, CaseIterable {
