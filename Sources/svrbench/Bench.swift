@@ -10,6 +10,7 @@ enum Bench {
         (name: "tun", about: TunBench.about, run: TunBench.run),
         (name: "nft", about: NftBench.about, run: NftBench.run),
         ("session", "LPM, classify+ports+insert, session lookup, bytes/session [SESSIONS]", SessionBench.run),
+        ("metadata", "ns per encode/decode of spec TV1's forward metadata block [ITERATIONS]", MetadataBench.run),
     ]
 
     static func main(_ args: [String]) {
