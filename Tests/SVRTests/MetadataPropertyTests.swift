@@ -3,6 +3,7 @@
 // spec vectors and of random blocks decode without crashing, with both decoders agreeing and
 // every accepted block re-encoding to its own bytes.
 
+import TestSupport
 import SVR
 import Testing
 

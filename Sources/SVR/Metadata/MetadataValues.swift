@@ -145,6 +145,14 @@ public struct SessionUUID: Hashable, Sendable, CustomStringConvertible {
         self.low = low
     }
 
+    /// The 16 bytes in network order.
+    public var bytes: [UInt8] {
+        (0..<16).map { UInt8(truncatingIfNeeded: ($0 < 8 ? high : low) >> UInt64(56 - 8 * ($0 % 8))) }
+    }
+
+    /// The RFC 9562 version nibble.
+    public var version: Int { Int(high >> 12 & 0xF) }
+
     /// "f81d4fae-7dec-11d0-a765-00a0c91e6bf6".
     public var description: String {
         let digits = Array("0123456789abcdef".utf8)

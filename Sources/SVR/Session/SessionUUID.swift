@@ -2,31 +2,7 @@
 
 import Glibc
 
-/// A session's UUID (RFC 9562 layout; `high` holds bytes 0...7).
-public struct SessionUUID: Hashable, Sendable, CustomStringConvertible {
-    public var high: UInt64
-    public var low: UInt64
-
-    public init(high: UInt64, low: UInt64) {
-        self.high = high
-        self.low = low
-    }
-
-    /// The 16 bytes in network order.
-    public var bytes: [UInt8] {
-        (0..<16).map { UInt8(truncatingIfNeeded: ($0 < 8 ? high : low) >> UInt64(56 - 8 * ($0 % 8))) }
-    }
-
-    public var version: Int { Int(high >> 12 & 0xF) }
-
-    public var description: String {
-        let hex = bytes.map { b -> String in
-            let s = String(b, radix: 16)
-            return s.count == 1 ? "0" + s : s
-        }
-        return [0..<4, 4..<6, 6..<8, 8..<10, 10..<16].map { hex[$0].joined() }.joined(separator: "-")
-    }
-}
+// SessionUUID itself is defined with the metadata values (Metadata/MetadataValues.swift).
 
 /// xoshiro256** seeded from /dev/urandom: UUIDs name sessions, they are not secrets, so the
 /// kernel is asked once per table rather than once per session. (getrandom(2) is not in the
