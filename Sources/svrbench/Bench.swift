@@ -5,6 +5,9 @@ enum Bench {
     /// name, one-line description, entry point taking the remaining arguments.
     static let all: [(name: String, about: String, run: @Sendable ([String]) -> Void)] = [
         (name: "tun", about: TunBench.about, run: TunBench.run),
+        ("crypto", "seal/open Gbit/s per cipher suite at 1400 B, one core", CryptoBench.run),
+        ("rtnl", "rtnetlink route add/replace/delete/dump per route in a private namespace [COUNT]", NetlinkBench.run),
+        ("nat", "packet layer: double-NAT rewrite, checksum, metadata insert/strip (ns/op)", PacketBench.run),
     ]
 
     static func main(_ args: [String]) {

@@ -5,5 +5,5 @@ struct SVRD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "svrd",
         abstract: "Secure Vector Routing (SVR) router for Linux.",
-        subcommands: [])
+        subcommands: [GenKey.self, PubKey.self])
 }

@@ -1,1 +1,0 @@
-// Netlink module. See docs/architecture.md.

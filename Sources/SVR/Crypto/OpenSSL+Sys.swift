@@ -1,0 +1,291 @@
+// The only file of the crypto layer that talks to OpenSSL (libcrypto 3.x, EVP API) with raw
+// pointers. Everything above it (PayloadCipher, PacketAuthenticator, keys) uses Swift types.
+//
+// Conventions:
+// - Contexts (`EVP_CIPHER_CTX`, `EVP_MAC_CTX`) are owned by `~Copyable` structs, created and
+//   keyed once, freed in `deinit`. Per packet only the IV is set; nothing is fetched,
+//   allocated or looked up by name.
+// - `OSSL_PARAM` arrays keep pointers to their key and value strings, so those strings are
+//   `StaticString` literals (stable addresses in the binary), never bridged Swift Strings.
+// - Failures are turned into `CryptoError.openSSL(op, code: ERR_get_error())` and the rest
+//   of the thread's error queue is cleared, so the queue never grows.
+
+internal import COpenSSL
+
+enum OpenSSLSys {
+    /// The first queued OpenSSL error for `op`; clears the rest of the queue.
+    @inline(never)
+    static func error(_ op: CryptoOperation) -> CryptoError {
+        let code = ERR_get_error()
+        ERR_clear_error()
+        return .openSSL(op, code: code)
+    }
+
+    /// Drops queued errors (after an expected failure such as a GCM tag mismatch).
+    static func clearErrors() { ERR_clear_error() }
+
+    /// OpenSSL's text for an error code ("error:1C800066:Provider routines::...").
+    static func errorString(_ code: UInt) -> String {
+        if code == 0 { return "no OpenSSL error queued" }
+        var buf = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &buf, buf.count)
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// A NUL-terminated C string for a literal; the address stays valid for the program's life.
+    @inline(__always)
+    static func cString(_ s: StaticString) -> UnsafeMutablePointer<CChar> {
+        UnsafeMutablePointer(mutating: UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self))
+    }
+
+    /// Fills `buffer` from OpenSSL's CSPRNG (`RAND_bytes`).
+    static func randomBytes(_ buffer: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        guard RAND_bytes(base.assumingMemoryBound(to: UInt8.self), Int32(buffer.count)) == 1 else {
+            throw error(.random)
+        }
+    }
+
+    static func randomBytes(count: Int) throws(CryptoError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var failure: CryptoError?
+        out.withUnsafeMutableBytes { raw in
+            do throws(CryptoError) { try randomBytes(raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    /// Constant-time equality of `count` bytes (`CRYPTO_memcmp`).
+    @inline(__always)
+    static func constantTimeEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
+        CRYPTO_memcmp(a, b, count) == 0
+    }
+
+    // MARK: HKDF (control plane)
+
+    /// HKDF-SHA256 (RFC 5869, extract then expand) through `EVP_KDF` "HKDF".
+    static func hkdfSHA256(ikm: [UInt8], salt: [UInt8], info: [UInt8], count: Int) throws(CryptoError) -> [UInt8] {
+        guard let kdf = EVP_KDF_fetch(nil, "HKDF", nil) else { throw error(.kdf) }
+        let ctx = EVP_KDF_CTX_new(kdf)
+        EVP_KDF_free(kdf)
+        guard let ctx else { throw error(.kdf) }
+        defer { EVP_KDF_CTX_free(ctx) }
+        var out = [UInt8](repeating: 0, count: count)
+        // Copies with stable addresses for the duration of the derive call.
+        var ikm = ikm, salt = salt, info = info
+        let ok = ikm.withUnsafeMutableBytes { k in
+            salt.withUnsafeMutableBytes { s in
+                info.withUnsafeMutableBytes { i in
+                    out.withUnsafeMutableBytes { o in
+                        var params = [
+                            OSSL_PARAM_construct_utf8_string(cString("digest"), cString("SHA256"), 0),
+                            OSSL_PARAM_construct_octet_string(cString("key"), k.baseAddress, k.count),
+                            OSSL_PARAM_construct_octet_string(cString("salt"), s.baseAddress, s.count),
+                            OSSL_PARAM_construct_octet_string(cString("info"), i.baseAddress, i.count),
+                            OSSL_PARAM_construct_end(),
+                        ]
+                        return EVP_KDF_derive(ctx, o.baseAddress!.assumingMemoryBound(to: UInt8.self), o.count, &params)
+                    }
+                }
+            }
+        }
+        guard ok == 1 else { throw error(.kdf) }
+        return out
+    }
+
+    // MARK: X25519 (control plane)
+
+    private static func x25519Key(_ bytes: [UInt8], isPrivate: Bool) throws(CryptoError) -> OpaquePointer {
+        guard bytes.count == 32 else { throw .invalidKey }
+        let key = bytes.withUnsafeBufferPointer { b in
+            isPrivate
+                ? EVP_PKEY_new_raw_private_key_ex(nil, "X25519", nil, b.baseAddress, 32)
+                : EVP_PKEY_new_raw_public_key_ex(nil, "X25519", nil, b.baseAddress, 32)
+        }
+        guard let key else { throw error(.keyParse) }
+        return key
+    }
+
+    /// The X25519 public key of a 32-byte private key.
+    static func x25519PublicKey(privateKey: [UInt8]) throws(CryptoError) -> [UInt8] {
+        let key = try x25519Key(privateKey, isPrivate: true)
+        defer { EVP_PKEY_free(key) }
+        var out = [UInt8](repeating: 0, count: 32)
+        var len = 32
+        guard EVP_PKEY_get_raw_public_key(key, &out, &len) == 1, len == 32 else { throw error(.publicKey) }
+        return out
+    }
+
+    /// X25519(privateKey, publicKey). OpenSSL refuses an all-zero result (a low-order or zero
+    /// public key), which surfaces as `.openSSL(.keyAgreement, code:)`.
+    static func x25519SharedSecret(privateKey: [UInt8], publicKey: [UInt8]) throws(CryptoError) -> [UInt8] {
+        let priv = try x25519Key(privateKey, isPrivate: true)
+        defer { EVP_PKEY_free(priv) }
+        let peer = try x25519Key(publicKey, isPrivate: false)
+        defer { EVP_PKEY_free(peer) }
+        guard let ctx = EVP_PKEY_CTX_new_from_pkey(nil, priv, nil) else { throw error(.keyAgreement) }
+        defer { EVP_PKEY_CTX_free(ctx) }
+        var out = [UInt8](repeating: 0, count: 32)
+        var len = 32
+        guard EVP_PKEY_derive_init(ctx) == 1, EVP_PKEY_derive_set_peer(ctx, peer) == 1,
+              EVP_PKEY_derive(ctx, &out, &len) == 1, len == 32
+        else { throw error(.keyAgreement) }
+        return out
+    }
+}
+
+// MARK: - Cipher context
+
+/// An `EVP_CIPHER_CTX` keyed once for one direction. Per packet: `setIV`, `update` in place,
+/// and for GCM the tag calls. Not thread-safe: one per thread.
+struct CipherContext: ~Copyable {
+    private let ctx: OpaquePointer
+
+    /// - Parameters:
+    ///   - cipher: an OpenSSL cipher name ("AES-256-CBC", "AES-256-GCM").
+    ///   - padding: false disables EVP's PKCS#7 handling (we pad by hand, see PayloadCipher).
+    init(cipher: StaticString, key: [UInt8], encrypt: Bool, padding: Bool = false) throws(CryptoError) {
+        guard let c = EVP_CIPHER_fetch(nil, OpenSSLSys.cString(cipher), nil) else {
+            throw OpenSSLSys.error(.cipherSetup)
+        }
+        defer { EVP_CIPHER_free(c) }
+        guard Int(EVP_CIPHER_get_key_length(c)) == key.count else { throw .invalidKey }
+        guard let ctx = EVP_CIPHER_CTX_new() else { throw OpenSSLSys.error(.cipherSetup) }
+        let ok = key.withUnsafeBufferPointer { k in
+            EVP_CipherInit_ex2(ctx, c, k.baseAddress, nil, encrypt ? 1 : 0, nil) == 1
+                && EVP_CIPHER_CTX_set_padding(ctx, padding ? 1 : 0) == 1
+        }
+        guard ok else {
+            let e = OpenSSLSys.error(.cipherSetup)
+            EVP_CIPHER_CTX_free(ctx)
+            throw e
+        }
+        self.ctx = ctx
+    }
+
+    deinit { EVP_CIPHER_CTX_free(ctx) }
+
+    /// Starts a new message with this IV/nonce (the key schedule is kept).
+    @inline(__always)
+    func setIV(_ iv: UnsafeRawPointer) throws(CryptoError) {
+        guard EVP_CipherInit_ex2(ctx, nil, nil, iv.assumingMemoryBound(to: UInt8.self), -1, nil) == 1 else {
+            throw OpenSSLSys.error(.cipherSetIV)
+        }
+    }
+
+    /// Encrypts or decrypts `count` bytes in place; returns the bytes written.
+    @inline(__always)
+    func update(_ data: UnsafeMutableRawPointer, count: Int, op: CryptoOperation) throws(CryptoError) -> Int {
+        var outl: Int32 = 0
+        let p = data.assumingMemoryBound(to: UInt8.self)
+        guard EVP_CipherUpdate(ctx, p, &outl, p, Int32(count)) == 1 else { throw OpenSSLSys.error(op) }
+        return Int(outl)
+    }
+
+    /// `EVP_CipherFinal_ex`. For a GCM decrypt, false means the tag did not verify.
+    @inline(__always)
+    func finish(_ out: UnsafeMutableRawPointer) -> Bool {
+        var outl: Int32 = 0
+        return EVP_CipherFinal_ex(ctx, out.assumingMemoryBound(to: UInt8.self), &outl) == 1
+    }
+
+    /// AEAD: copies the 16-byte tag of the message just finished to `out`.
+    @inline(__always)
+    func getTag(_ out: UnsafeMutableRawPointer) throws(CryptoError) {
+        guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, out) == 1 else {
+            throw OpenSSLSys.error(.aeadTag)
+        }
+    }
+
+    /// AEAD: sets the expected 16-byte tag before decrypting.
+    @inline(__always)
+    func setTag(_ tag: UnsafeRawPointer) throws(CryptoError) {
+        guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, UnsafeMutableRawPointer(mutating: tag)) == 1 else {
+            throw OpenSSLSys.error(.aeadTag)
+        }
+    }
+}
+
+// MARK: - MAC context
+
+/// An HMAC `EVP_MAC_CTX` keyed once. Per message: `begin` (re-init with the same key),
+/// `update`s, `finish`. Not thread-safe: one per thread.
+struct MacContext: ~Copyable {
+    private let ctx: OpaquePointer
+    /// Full digest length (32 for SHA-256, 20 for SHA-1).
+    let digestLength: Int
+
+    /// - Parameter digest: an OpenSSL digest name ("SHA256", "SHA1").
+    init(digest: StaticString, key: [UInt8]) throws(CryptoError) {
+        guard let mac = EVP_MAC_fetch(nil, "HMAC", nil) else { throw OpenSSLSys.error(.macSetup) }
+        let ctx = EVP_MAC_CTX_new(mac)
+        EVP_MAC_free(mac)
+        guard let ctx else { throw OpenSSLSys.error(.macSetup) }
+        var params = [
+            OSSL_PARAM_construct_utf8_string(OpenSSLSys.cString("digest"), OpenSSLSys.cString(digest), 0),
+            OSSL_PARAM_construct_end(),
+        ]
+        let ok = key.withUnsafeBufferPointer { k in EVP_MAC_init(ctx, k.baseAddress, k.count, &params) == 1 }
+        guard ok else {
+            let e = OpenSSLSys.error(.macSetup)
+            EVP_MAC_CTX_free(ctx)
+            throw e
+        }
+        self.ctx = ctx
+        self.digestLength = EVP_MAC_CTX_get_mac_size(ctx)
+    }
+
+    deinit { EVP_MAC_CTX_free(ctx) }
+
+    /// HMAC(key, a ‖ b ‖ suffix) into `scratch` (64 bytes). `suffix`, when given, is
+    /// appended as 8 bytes big-endian (the time window of §6.3). Re-inits with the same key
+    /// (`EVP_MAC_init(ctx, NULL, 0, NULL)`), so no allocation and no parameter lookup.
+    @inline(__always)
+    private func digest(_ a: UnsafeRawPointer, _ aCount: Int, _ b: UnsafeRawPointer?, _ bCount: Int,
+                        suffix: UInt64?, into scratch: UnsafeMutableRawPointer) -> Bool {
+        var len = 0
+        guard EVP_MAC_init(ctx, nil, 0, nil) == 1,
+              EVP_MAC_update(ctx, a.assumingMemoryBound(to: UInt8.self), aCount) == 1
+        else { return false }
+        if let b, bCount > 0,
+           EVP_MAC_update(ctx, b.assumingMemoryBound(to: UInt8.self), bCount) != 1 { return false }
+        if let suffix {
+            let ok = withUnsafeBytes(of: suffix.bigEndian) { s in
+                EVP_MAC_update(ctx, s.baseAddress!.assumingMemoryBound(to: UInt8.self), 8) == 1
+            }
+            if !ok { return false }
+        }
+        return EVP_MAC_final(ctx, scratch.assumingMemoryBound(to: UInt8.self), &len, 64) == 1
+    }
+
+    /// Writes the first `tagLength` bytes of HMAC(key, a ‖ b ‖ suffix) to `tag`.
+    @inline(__always)
+    func sign(_ a: UnsafeRawPointer, _ aCount: Int, _ b: UnsafeRawPointer? = nil, _ bCount: Int = 0,
+              suffix: UInt64? = nil, tag: UnsafeMutableRawPointer, tagLength: Int) throws(CryptoError) {
+        var d: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+        let ok = withUnsafeMutableBytes(of: &d) { s in
+            guard digest(a, aCount, b, bCount, suffix: suffix, into: s.baseAddress!) else { return false }
+            tag.copyMemory(from: s.baseAddress!, byteCount: tagLength)
+            return true
+        }
+        guard ok else { throw OpenSSLSys.error(.mac) }
+    }
+
+    /// Whether the first `tagLength` bytes of HMAC(key, a ‖ b ‖ suffix) equal `tag`
+    /// (constant-time comparison).
+    @inline(__always)
+    func check(_ a: UnsafeRawPointer, _ aCount: Int, _ b: UnsafeRawPointer? = nil, _ bCount: Int = 0,
+               suffix: UInt64? = nil, tag: UnsafeRawPointer, tagLength: Int) throws(CryptoError) -> Bool {
+        var d: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+        let r: Int = withUnsafeMutableBytes(of: &d) { s in
+            guard digest(a, aCount, b, bCount, suffix: suffix, into: s.baseAddress!) else { return -1 }
+            return OpenSSLSys.constantTimeEqual(s.baseAddress!, tag, count: tagLength) ? 1 : 0
+        }
+        guard r >= 0 else { throw OpenSSLSys.error(.mac) }
+        return r == 1
+    }
+}
+
+/// 64 bytes of stack scratch for a digest (no heap allocation per packet).
+typealias DigestScratch = (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)

@@ -1,0 +1,231 @@
+// Per-packet sealing and opening of a session payload (or of a metadata payload-TLV
+// section) in place, in the caller's buffer.
+//
+// Seal, AES-256-CBC + HMAC-SHA256-128 (n plaintext bytes at buffer[0..<n]):
+//   1. PKCS#7: write p = 16 - n % 16 bytes of value p at [n, P), P = n + p.
+//   2. IV: the next 16 bytes of a per-cipher pool filled by RAND_bytes (refilled every 256
+//      packets, so the CSPRNG is called once per 4 KiB, not per packet), written at [P, P+16).
+//   3. Encrypt [0, P) in place with the IV (EVP padding off: no internal buffering/copy).
+//   4. Tag = HMAC-SHA256(macKey, IV ‖ ciphertext)[0..<16], written at [P+16, P+32).
+// Open verifies the tag first (constant time) and only then decrypts, so a forged packet
+// leaves the buffer untouched and costs one HMAC.
+//
+// Seal, AES-256-GCM: nonce = 4-byte random prefix ‖ 8-byte counter (big-endian), both drawn
+// at random when the cipher is created and the counter incremented per packet, so nonces
+// never repeat within one PayloadCipher (it throws `.nonceExhausted` after 2^64 seals) and
+// two PayloadCiphers with the same key (one per thread) collide only if their random 96-bit
+// starting points land within each other's range: probability ≤ (ciphers² · packets) / 2^96.
+// Layout `ciphertext ‖ nonce ‖ tag`; no AAD (the §6.3 packet HMAC covers the headers).
+//
+// Keys: the 32-byte session key is never used directly; each suite derives its subkeys with
+// HKDF-SHA256(ikm: key, salt: "", info: label) once at init, labels
+// "svrd payload v1 aes-256-cbc", "svrd payload v1 hmac-sha256", "svrd payload v1 aes-256-gcm".
+
+/// Seals and opens payloads of one key, in place. One per thread per key: it owns OpenSSL
+/// contexts (freed on deinit) and per-packet state, and must not be shared between threads.
+///
+/// Buffer contract for both directions: `buffer` starts at the first payload byte and its
+/// `count` is the capacity available (payload plus tailroom). Reserve
+/// `suite.maxOverhead` bytes of tailroom after the plaintext for `seal`.
+public struct PayloadCipher: ~Copyable {
+    public let suite: CipherSuite
+    private let engine: PayloadEngine
+    private var ivOffset: Int
+    private var nonceCounter: UInt64
+    private var noncesLeft: UInt64
+    private let noncePrefix: UInt32
+
+    /// Creates the contexts and derives the suite's subkeys from `key`.
+    public init(suite: CipherSuite, key: SymmetricKey) throws(CryptoError) {
+        var prefix: UInt32 = 0
+        var counter: UInt64 = 0
+        switch suite {
+        case .none:
+            engine = .none
+        case .aes256CbcHmacSha256_128:
+            engine = .cbc(try CBCEngine(key: key))
+        case .aes256Gcm:
+            let start = try OpenSSLSys.randomBytes(count: 12)
+            prefix = start[0..<4].reduce(0) { $0 << 8 | UInt32($1) }
+            counter = start[4..<12].reduce(0) { $0 << 8 | UInt64($1) }
+            engine = .gcm(try GCMEngine(key: key))
+        }
+        self.suite = suite
+        ivOffset = 0
+        noncePrefix = prefix
+        nonceCounter = counter
+        noncesLeft = .max
+    }
+
+    /// Seals `plaintextLength` bytes at the start of `buffer` in place.
+    ///
+    /// - Returns: the sealed length, `suite.sealedLength(plaintextLength:)`; the sealed bytes
+    ///   are `buffer[0..<result]` (layouts: see `CipherSuite`).
+    /// - Throws: `.bufferTooSmall` if `buffer.count` is less than the sealed length;
+    ///   `.openSSL` if OpenSSL fails; `.nonceExhausted` (GCM, after 2^64 packets).
+    public mutating func seal(inPlace buffer: UnsafeMutableRawBufferPointer, plaintextLength n: Int) throws(CryptoError) -> Int {
+        let total = suite.sealedLength(plaintextLength: n)
+        guard n >= 0, total <= buffer.count else { throw .bufferTooSmall(needed: total, available: buffer.count) }
+        guard let base = buffer.baseAddress, suite != .none else { return n }  // .none: nothing to do
+        switch engine {
+        case .none:
+            return n
+        case .cbc(let e):
+            let padded = total - 32
+            (base + n).initializeMemory(as: UInt8.self, repeating: UInt8(padded - n), count: padded - n)
+            if ivOffset == CBCEngine.poolSize {
+                try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: e.ivPool, count: CBCEngine.poolSize))
+                ivOffset = 0
+            }
+            let iv = base + padded
+            iv.copyMemory(from: e.ivPool + ivOffset, byteCount: 16)
+            ivOffset += 16
+            try e.encrypt.setIV(iv)
+            _ = try e.encrypt.update(base, count: padded, op: .encrypt)
+            try e.mac.sign(iv, 16, base, padded, tag: iv + 16, tagLength: 16)
+            return total
+        case .gcm(let e):
+            guard noncesLeft > 0 else { throw .nonceExhausted }
+            noncesLeft -= 1
+            nonceCounter &+= 1
+            let nonce = base + n
+            nonce.storeBytes(of: noncePrefix.bigEndian, as: UInt32.self)
+            nonce.storeBytes(of: nonceCounter.bigEndian, toByteOffset: 4, as: UInt64.self)
+            try e.encrypt.setIV(nonce)
+            if n > 0 { _ = try e.encrypt.update(base, count: n, op: .encrypt) }
+            guard e.encrypt.finish(nonce) else { throw OpenSSLSys.error(.encrypt) }
+            try e.encrypt.getTag(nonce + 12)
+            return total
+        }
+    }
+
+    /// Opens `sealedLength` sealed bytes at the start of `buffer` in place.
+    ///
+    /// - Returns: the plaintext length; the plaintext is `buffer[0..<result]`.
+    /// - Throws: `.authenticationFailed` if the tag does not verify (tampering, wrong key);
+    ///   `.malformedInput` if the length cannot be a sealed packet of this suite (or the
+    ///   padding is bad under a valid tag); `.openSSL` if OpenSSL fails. After a throw the
+    ///   buffer content is unspecified (never unauthenticated plaintext): drop the packet.
+    public mutating func open(inPlace buffer: UnsafeMutableRawBufferPointer, sealedLength: Int) throws(CryptoError) -> Int {
+        let len = sealedLength
+        guard len >= 0, len <= buffer.count else { throw .malformedInput(length: len) }
+        guard let base = buffer.baseAddress, suite != .none else {
+            if suite == .none { return len }
+            throw .malformedInput(length: len)  // empty buffer
+        }
+        switch engine {
+        case .none:
+            return len
+        case .cbc(let e):
+            guard len >= 48, len % 16 == 0 else { throw .malformedInput(length: len) }
+            let padded = len - 32
+            let iv = base + padded
+            guard try e.mac.check(iv, 16, base, padded, tag: iv + 16, tagLength: 16) else {
+                throw .authenticationFailed
+            }
+            try e.decrypt.setIV(iv)
+            _ = try e.decrypt.update(base, count: padded, op: .decrypt)
+            let pad = Int(base.load(fromByteOffset: padded - 1, as: UInt8.self))
+            guard pad >= 1, pad <= 16 else { throw .malformedInput(length: len) }
+            for i in padded - pad..<padded - 1 where base.load(fromByteOffset: i, as: UInt8.self) != UInt8(pad) {
+                throw .malformedInput(length: len)
+            }
+            return padded - pad
+        case .gcm(let e):
+            guard len >= 28 else { throw .malformedInput(length: len) }
+            let n = len - 28
+            let nonce = base + n
+            try e.decrypt.setIV(nonce)
+            try e.decrypt.setTag(nonce + 12)
+            if n > 0 { _ = try e.decrypt.update(base, count: n, op: .decrypt) }
+            guard e.decrypt.finish(nonce) else {
+                base.initializeMemory(as: UInt8.self, repeating: 0, count: n)  // no unverified plaintext
+                OpenSSLSys.clearErrors()
+                throw .authenticationFailed
+            }
+            return n
+        }
+    }
+}
+
+extension PayloadCipher {
+    /// Seals the payload-TLV section of a metadata block in place (spec §4.2, §6.2) and
+    /// writes the sealed length into the block's Payload Length field (bytes 10–11).
+    ///
+    /// `block` starts at the first cookie byte; the plaintext TLVs are at
+    /// `[headerLength, headerLength + payloadLength)` and `block.count` must leave
+    /// `suite.maxOverhead` bytes of room after them (bytes there are overwritten).
+    /// - Returns: the sealed section length (the new Payload Length, at most 65535).
+    public mutating func sealMetadataPayload(inPlace block: UnsafeMutableRawBufferPointer, headerLength: Int,
+                                             payloadLength: Int) throws(CryptoError) -> Int {
+        guard headerLength >= 12, headerLength <= block.count else { throw .malformedInput(length: headerLength) }
+        let sealedLength = suite.sealedLength(plaintextLength: payloadLength)
+        guard sealedLength <= 0xFFFF else { throw .tooLong(length: sealedLength, limit: 0xFFFF) }
+        let section = UnsafeMutableRawBufferPointer(rebasing: block[headerLength...])
+        let sealed = try seal(inPlace: section, plaintextLength: payloadLength)
+        block.storeBytes(of: UInt16(sealed).bigEndian, toByteOffset: 10, as: UInt16.self)
+        return sealed
+    }
+
+    /// Opens the sealed payload-TLV section `[headerLength, headerLength + payloadLength)` of
+    /// a metadata block in place. The header (including Payload Length) is left as received.
+    /// - Returns: the plaintext length; the TLVs are at `[headerLength, headerLength + result)`.
+    public mutating func openMetadataPayload(inPlace block: UnsafeMutableRawBufferPointer, headerLength: Int,
+                                             payloadLength: Int) throws(CryptoError) -> Int {
+        guard headerLength >= 12, headerLength <= block.count else { throw .malformedInput(length: headerLength) }
+        let section = UnsafeMutableRawBufferPointer(rebasing: block[headerLength...])
+        return try open(inPlace: section, sealedLength: payloadLength)
+    }
+}
+
+// MARK: - Suite engines (own the OpenSSL contexts)
+
+enum PayloadEngine: ~Copyable {
+    case none
+    case cbc(CBCEngine)
+    case gcm(GCMEngine)
+}
+
+struct CBCEngine: ~Copyable {
+    /// 256 IVs per RAND_bytes call.
+    static let poolSize = 4096
+    let encrypt: CipherContext
+    let decrypt: CipherContext
+    let mac: MacContext
+    let ivPool: UnsafeMutableRawPointer
+
+    init(key: SymmetricKey) throws(CryptoError) {
+        let encKey = try key.subkey("svrd payload v1 aes-256-cbc")
+        let macKey = try key.subkey("svrd payload v1 hmac-sha256")
+        let enc = try CipherContext(cipher: "AES-256-CBC", key: encKey, encrypt: true)
+        let dec = try CipherContext(cipher: "AES-256-CBC", key: encKey, encrypt: false)
+        let mac = try MacContext(digest: "SHA256", key: macKey)
+        let pool = UnsafeMutableRawPointer.allocate(byteCount: Self.poolSize, alignment: 64)
+        do throws(CryptoError) {
+            try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: pool, count: Self.poolSize))
+        } catch {
+            pool.deallocate()
+            throw error
+        }
+        encrypt = enc
+        decrypt = dec
+        self.mac = mac
+        ivPool = pool
+    }
+
+    deinit { ivPool.deallocate() }
+}
+
+struct GCMEngine: ~Copyable {
+    let encrypt: CipherContext
+    let decrypt: CipherContext
+
+    init(key: SymmetricKey) throws(CryptoError) {
+        let k = try key.subkey("svrd payload v1 aes-256-gcm")
+        // Fallible steps into locals first: a ~Copyable value cannot be half-initialised.
+        let enc = try CipherContext(cipher: "AES-256-GCM", key: k, encrypt: true)
+        let dec = try CipherContext(cipher: "AES-256-GCM", key: k, encrypt: false)
+        encrypt = enc
+        decrypt = dec
+    }
+}
