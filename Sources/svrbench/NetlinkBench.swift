@@ -2,7 +2,7 @@
 // that waits for the kernel's ACK) and per dump, in a private network namespace that a
 // dedicated thread unshares (it disappears with the thread: no cleanup, no `ip`).
 
-import CShim
+internal import CShim
 import Glibc
 import Netlink
 
