@@ -8,6 +8,7 @@ enum Bench {
         ("crypto", "seal/open Gbit/s per cipher suite at 1400 B, one core", CryptoBench.run),
         ("rtnl", "rtnetlink route add/replace/delete/dump per route in a private namespace [COUNT]", NetlinkBench.run),
         ("nat", "packet layer: double-NAT rewrite, checksum, metadata insert/strip (ns/op)", PacketBench.run),
+        ("wan", WanBench.about, WanBench.run),
     ]
 
     static func main(_ args: [String]) {
