@@ -1,13 +1,16 @@
 // svrbench wan: packets per second through WAN I/O, send and receive, one core each, against
 // the same done with a plain UDP socket (what a UDP-only design would get).
 //
-//   svrbench wan send IF SRC DST [--mode raw|udp] [--sizes 64,1400] [--batches 1,32,128] [--seconds S]
+//   svrbench wan send IF SRC DST [--mode raw|udp|udpgso] [--sizes 64,1400] [--batches 1,32,128] [--seconds S]
 //   svrbench wan recv IF ADDR    [--mode raw|udp] [--batch 128] [--seconds S] [--drain F]
 //
 // send, raw: WanSender bound to IF sends IPv4/UDP packets SRC:16384 -> DST:16385 of `size`
 //   bytes (whole IP packet) with sendmmsg batches of `batch`.
 // send, udp: a UDP socket bound to SRC:16384 sends datagrams of `size - 28` bytes (the same
 //   IP packet size) to DST:16385 with sendmmsg, one destination address per message.
+// send, udpgso: the same socket with UDP_SEGMENT = size - 28: each message carries up to 64
+//   datagrams that the kernel segments (what a UDP-only design can add; AF_PACKET and raw
+//   sockets cannot), at most 64 KiB per message (47 datagrams of 1372 bytes).
 // recv, raw: WanReceiver on IF with the default waypoint filter for ADDR, recvmmsg batches.
 // recv, udp: a UDP socket bound to ADDR:16385, recvmmsg batches.
 //
@@ -56,7 +59,7 @@ enum WanBench {
                 i += 1
             }
         }
-        guard mode == "raw" || mode == "udp" else { usage() }
+        guard ["raw", "udp", "udpgso"].contains(mode) else { usage() }
         switch (positional.first, positional.count) {
         case ("send", 4):
             guard let src = parseIPv4(positional[2]), let dst = parseIPv4(positional[3]) else { usage() }
@@ -81,7 +84,7 @@ enum WanBench {
 
     private static func usage() -> Never {
         print("""
-            usage: svrbench wan send IF SRC DST [--mode raw|udp] [--sizes 64,1400] [--batches 1,32,128] [--seconds S]
+            usage: svrbench wan send IF SRC DST [--mode raw|udp|udpgso] [--sizes 64,1400] [--batches 1,32,128] [--seconds S]
                    svrbench wan recv IF ADDR    [--mode raw|udp] [--batch 128] [--seconds S] [--drain F]
             """)
         exit(2)
@@ -130,12 +133,32 @@ enum WanBench {
                 result.dropped = Int(tx.stats.droppedBackPressure + tx.stats.droppedRefused)
             } else {
                 let udp = try UDPBatchSocket(bind: src, port: 16384, capacity: batch)
-                for i in 0..<batch {
-                    let p = packets.unsafePacket(at: i)
-                    udp.set(i, UnsafeMutableRawBufferPointer(rebasing: p[28...]), to: dst, port: 16385)
+                // Messages and the datagrams (segments) each carries.
+                var messages = batch
+                var segments = [Int](repeating: 1, count: batch)
+                let segment = size - 28
+                let contiguous = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * segment, alignment: 64)
+                defer { contiguous.deallocate() }
+                if mode == "udpgso" {
+                    var value = Int32(segment)
+                    guard setsockopt(udp.fd, Int32(IPPROTO_UDP), 103 /* UDP_SEGMENT */, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                        throw UDPBatchSocket.Failure(description: "UDP_SEGMENT: errno \(errno)")
+                    }
+                    contiguous.initializeMemory(as: UInt8.self, repeating: 0x5a)
+                    let perMessage = Swift.min(64, 65507 / segment)  // a datagram is at most 64 KiB
+                    messages = (batch + perMessage - 1) / perMessage
+                    for j in 0..<messages {
+                        segments[j] = Swift.min(perMessage, batch - perMessage * j)
+                        udp.set(j, UnsafeMutableRawBufferPointer(rebasing: contiguous[0..<segments[j] * segment]), to: dst, port: 16385)
+                    }
+                } else {
+                    for i in 0..<batch {
+                        let p = packets.unsafePacket(at: i)
+                        udp.set(i, UnsafeMutableRawBufferPointer(rebasing: p[28...]), to: dst, port: 16385)
+                    }
                 }
                 while now() - start < seconds {
-                    let n = udp.send(count: batch)
+                    let n = udp.send(count: messages)
                     if n < 0 {
                         guard n == -Int(EAGAIN) || n == -Int(ENOBUFS) else {
                             result.error = "sendmmsg: errno \(-n)"
@@ -143,8 +166,7 @@ enum WanBench {
                         }
                         result.dropped += batch
                     } else {
-                        result.packets += n
-                        result.dropped += batch - n
+                        for j in 0..<messages { if j < n { result.packets += segments[j] } else { result.dropped += segments[j] } }
                     }
                 }
             }

@@ -10,6 +10,10 @@ import Testing
 /// The isolation rules of docs/wan-io.md for waypoint 10.91.0.1 (keep the two in step).
 let svrdRules = """
     table inet svrd {
+    	set waypoints_v4 {
+    		type ipv4_addr
+    		elements = { 10.91.0.1 }
+    	}
     	set waypoint_ports {
     		type inet_service
     		flags interval
@@ -17,11 +21,11 @@ let svrdRules = """
     	}
     	chain wan_prerouting {
     		type filter hook prerouting priority raw; policy accept;
-    		ip daddr 10.91.0.1 meta l4proto { tcp, udp } th dport @waypoint_ports drop
+    		ip daddr @waypoints_v4 meta l4proto { tcp, udp } th dport @waypoint_ports drop
     	}
     	chain wan_output {
     		type filter hook output priority raw; policy accept;
-    		ip saddr 10.91.0.1 meta l4proto { tcp, udp } th sport @waypoint_ports notrack
+    		ip saddr @waypoints_v4 meta l4proto { tcp, udp } th sport @waypoint_ports notrack
     	}
     }
     """
