@@ -11,6 +11,9 @@
 # Fuzz/corpus/TARGET (committed, small); inputs libFuzzer finds go to fuzz-out/TARGET/corpus and
 # crash/leak/timeout artifacts to fuzz-out/TARGET/ (both git-ignored).
 #
+# SWIFTC_FLAGS adds compiler flags (e.g. SWIFTC_FLAGS=-DRECEIVE_TRACE for the receive harness's
+# step trace).
+#
 # `Fuzz/run.sh receive-seeds 0` regenerates Fuzz/corpus/receive (sealed spec packets).
 #
 # Adding a target: add a case below with its sources and any extra flags (for code that uses
@@ -57,7 +60,7 @@ mkdir -p .build-fuzz "$out/corpus" "Fuzz/corpus/$target"
 
 echo "building $bin" >&2
 swiftc -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -module-name "Fuzz_$target" \
-    "${sources[@]}" "${flags[@]}" -o "$bin"
+    "${sources[@]}" "${flags[@]}" ${SWIFTC_FLAGS:-} -o "$bin"
 
 # New inputs go to the first corpus directory; the committed seeds are only read.
 exec "$bin" "$out/corpus" "Fuzz/corpus/$target" \
