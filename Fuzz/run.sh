@@ -34,7 +34,7 @@ flags=()
 case "$target" in
 receive-seeds)
     # Not a fuzz target: builds and runs the seed generator of `receive` (SECONDS unused).
-    swiftc -parse-as-library -O -module-name ReceiveSeeds Sources/SVR/Common/*.swift Sources/SVR/Metadata/*.swift \
+    swiftc -swift-version 6 -parse-as-library -O -module-name ReceiveSeeds Sources/SVR/Common/*.swift Sources/SVR/Metadata/*.swift \
         Sources/SVR/Packet/*.swift Sources/SVR/Crypto/*.swift Fuzz/receive/ReceiveFixture.swift \
         Fuzz/receive-seeds/*.swift -I Sources/COpenSSL -lcrypto -o .build-fuzz/receive-seeds
     mkdir -p Fuzz/corpus/receive
@@ -59,7 +59,7 @@ out=fuzz-out/$target
 mkdir -p .build-fuzz "$out/corpus" "Fuzz/corpus/$target"
 
 echo "building $bin" >&2
-swiftc -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -module-name "Fuzz_$target" \
+swiftc -swift-version 6 -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -module-name "Fuzz_$target" \
     "${sources[@]}" "${flags[@]}" ${SWIFTC_FLAGS:-} -o "$bin"
 
 # New inputs go to the first corpus directory; the committed seeds are only read.

@@ -2,6 +2,8 @@
 // `Fuzz/run.sh receive-seeds`): spec §12 packets sealed the way a sending router seals them,
 // with the fixed keys of Fuzz/receive/ReceiveFixture.swift and a valid HMAC trailer.
 //
+// The bytes differ on every run (random CBC IVs and GCM nonces); the structure does not.
+//
 // Sender order: seal the original payload (session key), insert the metadata block with its
 // payload-TLV section sealed (peer metadata key), append the §6.3 trailer, fix checksums.
 
