@@ -149,6 +149,78 @@ public struct PayloadCipher: ~Copyable {
 }
 
 extension PayloadCipher {
+    /// Re-keys this cipher in place for another session key of the same suite: derives the
+    /// subkeys with `deriver` (the same HKDF as `init(suite:key:)`) and re-initialises the
+    /// existing OpenSSL contexts, so switching sessions costs two or three HMACs and a key
+    /// schedule instead of new contexts (the engine's per-thread cipher cache uses this).
+    /// `key` points at 32 bytes. The IV pool and the GCM nonce counter carry on.
+    public mutating func rekey(_ key: UnsafeRawPointer, deriver: borrowing SubkeyDeriver) throws(CryptoError) {
+        switch engine {
+        case .none:
+            return
+        case .cbc(let e):
+            var enc: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+            var mac: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+            try withUnsafeMutableBytes(of: &enc) { (k) throws(CryptoError) in
+                try withUnsafeMutableBytes(of: &mac) { (m) throws(CryptoError) in
+                    try deriver.derive(key, label: SubkeyDeriver.cbcLabel, labelCount: SubkeyDeriver.cbcLabelCount, into: k.baseAddress!)
+                    try deriver.derive(key, label: SubkeyDeriver.macLabel, labelCount: SubkeyDeriver.macLabelCount, into: m.baseAddress!)
+                    try e.encrypt.rekey(k.baseAddress!)
+                    try e.decrypt.rekey(k.baseAddress!)
+                    try e.mac.rekey(m.baseAddress!, count: 32)
+                }
+            }
+        case .gcm(let e):
+            var k: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+            try withUnsafeMutableBytes(of: &k) { (k) throws(CryptoError) in
+                try deriver.derive(key, label: SubkeyDeriver.gcmLabel, labelCount: SubkeyDeriver.gcmLabelCount, into: k.baseAddress!)
+                try e.encrypt.rekey(k.baseAddress!)
+                try e.decrypt.rekey(k.baseAddress!)
+            }
+        }
+    }
+}
+
+/// HKDF-SHA256 with an empty salt and a 32-byte output (RFC 5869: PRK = HMAC(0^32, ikm),
+/// T(1) = HMAC(PRK, info ‖ 0x01)), the derivation `SymmetricKey.subkey(_:)` does through
+/// `EVP_KDF`, on one reusable HMAC context: no fetch and no allocation per call.
+public struct SubkeyDeriver: ~Copyable {
+    let mac: MacContext
+    let labels: UnsafeMutableRawPointer
+
+    static let cbcLabel = 0, macLabel = 64, gcmLabel = 128
+    static let cbcLabelCount = 27, macLabelCount = 27, gcmLabelCount = 27
+
+    public init() throws(CryptoError) {
+        mac = try MacContext(digest: "SHA256", key: [UInt8](repeating: 0, count: 32))
+        labels = .allocate(byteCount: 192, alignment: 64)
+        for (at, label) in [(Self.cbcLabel, "svrd payload v1 aes-256-cbc"), (Self.macLabel, "svrd payload v1 hmac-sha256"),
+                            (Self.gcmLabel, "svrd payload v1 aes-256-gcm")] {
+            var bytes = Array(label.utf8)
+            precondition(bytes.count == 27)
+            bytes.append(1)
+            bytes.withUnsafeBytes { (labels + at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+    }
+
+    deinit { labels.deallocate() }
+
+    /// Writes HKDF-SHA256(ikm: 32 bytes at `ikm`, salt: "", info: label) (32 bytes) to `out`.
+    func derive(_ ikm: UnsafeRawPointer, label: Int, labelCount: Int, into out: UnsafeMutableRawPointer) throws(CryptoError) {
+        var zero: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+        var prk: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+        try withUnsafeMutableBytes(of: &zero) { (z) throws(CryptoError) in
+            try withUnsafeMutableBytes(of: &prk) { (p) throws(CryptoError) in
+                try mac.rekey(z.baseAddress!, count: 32)
+                try mac.sign(ikm, 32, tag: p.baseAddress!, tagLength: 32)
+                try mac.rekey(p.baseAddress!, count: 32)
+                try mac.sign(labels + label, labelCount + 1, tag: out, tagLength: 32)
+            }
+        }
+    }
+}
+
+extension PayloadCipher {
     /// Seals the payload-TLV section of a metadata block in place (spec §4.2, §6.2) and
     /// writes the sealed length into the block's Payload Length field (bytes 10–11).
     ///
