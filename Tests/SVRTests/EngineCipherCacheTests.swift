@@ -28,8 +28,8 @@ import Testing
         var out = [UInt8](repeating: 0, count: 32)
         try key.bytes.withUnsafeBytes { k in
             try out.withUnsafeMutableBytes { o in
-                try deriver.derive(k.baseAddress!, label: SubkeyDeriver.gcmLabel, labelCount: SubkeyDeriver.gcmLabelCount,
-                                   into: o.baseAddress!)
+                try deriver.begin(k.baseAddress!)
+                try deriver.expand(label: SubkeyDeriver.gcmLabel, into: o.baseAddress!)
             }
         }
         #expect(out == (try key.subkey("svrd payload v1 aes-256-gcm")))

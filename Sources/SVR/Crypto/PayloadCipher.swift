@@ -163,8 +163,9 @@ extension PayloadCipher {
             var mac: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
             try withUnsafeMutableBytes(of: &enc) { (k) throws(CryptoError) in
                 try withUnsafeMutableBytes(of: &mac) { (m) throws(CryptoError) in
-                    try deriver.derive(key, label: SubkeyDeriver.cbcLabel, labelCount: SubkeyDeriver.cbcLabelCount, into: k.baseAddress!)
-                    try deriver.derive(key, label: SubkeyDeriver.macLabel, labelCount: SubkeyDeriver.macLabelCount, into: m.baseAddress!)
+                    try deriver.begin(key)
+                    try deriver.expand(label: SubkeyDeriver.cbcLabel, into: k.baseAddress!)
+                    try deriver.expand(label: SubkeyDeriver.macLabel, into: m.baseAddress!)
                     try e.encrypt.rekey(k.baseAddress!)
                     try e.decrypt.rekey(k.baseAddress!)
                     try e.mac.rekey(m.baseAddress!, count: 32)
@@ -173,7 +174,8 @@ extension PayloadCipher {
         case .gcm(let e):
             var k: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
             try withUnsafeMutableBytes(of: &k) { (k) throws(CryptoError) in
-                try deriver.derive(key, label: SubkeyDeriver.gcmLabel, labelCount: SubkeyDeriver.gcmLabelCount, into: k.baseAddress!)
+                try deriver.begin(key)
+                try deriver.expand(label: SubkeyDeriver.gcmLabel, into: k.baseAddress!)
                 try e.encrypt.rekey(k.baseAddress!)
                 try e.decrypt.rekey(k.baseAddress!)
             }
@@ -183,21 +185,27 @@ extension PayloadCipher {
 
 /// HKDF-SHA256 with an empty salt and a 32-byte output (RFC 5869: PRK = HMAC(0^32, ikm),
 /// T(1) = HMAC(PRK, info ‖ 0x01)), the derivation `SymmetricKey.subkey(_:)` does through
-/// `EVP_KDF`, on one reusable HMAC context: no fetch and no allocation per call.
+/// `EVP_KDF`, on two reusable HMAC contexts (extract keyed once; expand re-keyed per input
+/// key): no fetch and no allocation per call, one HMAC key setup per session key.
 public struct SubkeyDeriver: ~Copyable {
-    let mac: MacContext
+    let extractor: MacContext
+    let expander: MacContext
     let labels: UnsafeMutableRawPointer
 
-    static let cbcLabel = 0, macLabel = 64, gcmLabel = 128
-    static let cbcLabelCount = 27, macLabelCount = 27, gcmLabelCount = 27
+    /// Offsets of the three labels (27 bytes each, followed by the counter byte 0x01).
+    public static let cbcLabel = 0, macLabel = 64, gcmLabel = 128
+    static let labelCount = 27
 
     public init() throws(CryptoError) {
-        mac = try MacContext(digest: "SHA256", key: [UInt8](repeating: 0, count: 32))
+        let x = try MacContext(digest: "SHA256", key: [UInt8](repeating: 0, count: 32))
+        let y = try MacContext(digest: "SHA256", key: [UInt8](repeating: 0, count: 32))
+        extractor = x
+        expander = y
         labels = .allocate(byteCount: 192, alignment: 64)
         for (at, label) in [(Self.cbcLabel, "svrd payload v1 aes-256-cbc"), (Self.macLabel, "svrd payload v1 hmac-sha256"),
                             (Self.gcmLabel, "svrd payload v1 aes-256-gcm")] {
             var bytes = Array(label.utf8)
-            precondition(bytes.count == 27)
+            precondition(bytes.count == Self.labelCount)
             bytes.append(1)
             bytes.withUnsafeBytes { (labels + at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         }
@@ -205,18 +213,18 @@ public struct SubkeyDeriver: ~Copyable {
 
     deinit { labels.deallocate() }
 
-    /// Writes HKDF-SHA256(ikm: 32 bytes at `ikm`, salt: "", info: label) (32 bytes) to `out`.
-    func derive(_ ikm: UnsafeRawPointer, label: Int, labelCount: Int, into out: UnsafeMutableRawPointer) throws(CryptoError) {
-        var zero: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+    /// Extract: PRK = HMAC(0^32, 32 bytes at `ikm`); keys the expander with it.
+    public func begin(_ ikm: UnsafeRawPointer) throws(CryptoError) {
         var prk: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
-        try withUnsafeMutableBytes(of: &zero) { (z) throws(CryptoError) in
-            try withUnsafeMutableBytes(of: &prk) { (p) throws(CryptoError) in
-                try mac.rekey(z.baseAddress!, count: 32)
-                try mac.sign(ikm, 32, tag: p.baseAddress!, tagLength: 32)
-                try mac.rekey(p.baseAddress!, count: 32)
-                try mac.sign(labels + label, labelCount + 1, tag: out, tagLength: 32)
-            }
+        try withUnsafeMutableBytes(of: &prk) { (p) throws(CryptoError) in
+            try extractor.sign(ikm, 32, tag: p.baseAddress!, tagLength: 32)
+            try expander.rekey(p.baseAddress!, count: 32)
         }
+    }
+
+    /// Expand: writes T(1) = HMAC(PRK, label ‖ 0x01) (32 bytes) to `out`.
+    public func expand(label: Int, into out: UnsafeMutableRawPointer) throws(CryptoError) {
+        try expander.sign(labels + label, Self.labelCount + 1, tag: out, tagLength: 32)
     }
 }
 
