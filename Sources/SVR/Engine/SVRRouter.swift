@@ -120,6 +120,8 @@ public final class SVRRouter: PacketEngine {
     let lanRoutes: ServiceRouteTable
     let lanInterface: LANInterfaceID
     let peerByAddress: [UInt32: Int]
+    /// This router's IPv4 waypoint addresses (WAN packets to anything else are not SVR).
+    let localAddresses: [UInt32]
     public let table: SessionTable
     /// The cipher suite that seals metadata payload-TLV sections.
     public static let metadataSuite = CipherSuite.aes256Gcm
@@ -214,6 +216,7 @@ public final class SVRRouter: PacketEngine {
         }
         peers = ps
         peerByAddress = byAddress
+        localAddresses = config.interfaces.compactMap { if case .v4(let a) = $0.address { a.value } else { nil } }
 
         // Tenants and services.
         tenantNames = config.tenants.map(\.name)
@@ -780,6 +783,7 @@ public final class SVRRouter: PacketEngine {
         }
         let src = ld32(base, 12), dst = ld32(base, 16)
         let sp = ld16(base, l4), dp = ld16(base, l4 + 2)
+        guard localAddresses.contains(dst) else { return .drop(.notSVR) }
         guard let pi = peerByAddress[src] else { return .drop(.unknownPeer) }
         let peer = peers[pi]
         let bodyStart = l4 + l4Len
