@@ -403,3 +403,32 @@ let marker: [UInt8] = Array("MARKER-0123456789-MARKER".utf8)
         #expect((outcomes["bad-metadata"] ?? 0) > 0 && (outcomes["decrypt-failed"] ?? 0) > 0)
     }
 }
+
+@Suite struct EnginePortTests {
+    /// Configured port ranges are used (no even/odd split) and their exhaustion is a counted drop.
+    @Test func portRangesAndExhaustion() throws {
+        let k = Topo.Keys()
+        let net = Net()
+        let a = Topo.router("A", key: k.a, address: Topo.a, tenantPrefixes: "\"10.1.0.0/16\"")
+            .replacingOccurrences(of: "neighborhood = \"internet\"", with: "neighborhood = \"internet\"\nport-range = \"20000-20001\"")
+        try net.add("A", a + Topo.peer("B", key: k.b, address: Topo.b, transport: "native")
+            .replacingOccurrences(of: "transport = \"native\"", with: "transport = \"native\"\nport-range = \"30000-30009\"")
+            + Topo.services(route: "peer = \"B\"", encryption: "aes-gcm", adaptive: false), waypoint: Topo.a)
+        try net.add("B", Topo.router("B", key: k.b, address: Topo.b, tenantPrefixes: "")
+            + Topo.peer("A", key: k.a, address: Topo.a, transport: "native")
+            + Topo.services(route: "local = true", encryption: "aes-gcm", adaptive: false), waypoint: Topo.b)
+        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 1, Topo.dns, 53, [1])) == .toWAN(interface: 0))
+        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 2, Topo.dns, 53, [1])) == .toWAN(interface: 0))
+        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 3, Topo.dns, 53, [1])) == .drop(.portsExhausted))
+        for w in net.wire {
+            let sp = UInt16(w.bytes[20]) << 8 | UInt16(w.bytes[21]), dp = UInt16(w.bytes[22]) << 8 | UInt16(w.bytes[23])
+            #expect((20000...20001).contains(sp) && (30000...30009).contains(dp))
+        }
+        #expect(net.lan["B"]?.count == 2)
+        // The forward metadata block: cookie, version 1, header length 20 (TLV 16 = 1), then
+        // the sealed payload-TLV section.
+        let body = net.wire[0].body
+        #expect(Array(body[0..<10]) == [0x4c, 0x48, 0xdb, 0xc6, 0xdd, 0xf6, 0x67, 0x0c, 0x10, 0x14])
+        #expect(Array(body[12..<20]) == [0, 16, 0, 4, 0, 0, 0, 1])
+    }
+}
