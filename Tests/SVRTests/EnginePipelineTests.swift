@@ -302,7 +302,18 @@ let marker: [UInt8] = Array("MARKER-0123456789-MARKER".utf8)
         let noRoute = try egress(Topo.services(route: "peer = \"A\"", encryption: "aes-gcm", adaptive: false))
         noRoute.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, [1]))
         #expect(noRoute.counters("B").drops(.noRoute) == 1)
-        for net in [notAllowed, noRoute] {
+        // A's dns service is wider than B's: B refuses destinations outside its own service.
+        let wide = Net()
+        try wide.add("A", Topo.router("A", key: k.a, address: Topo.a, tenantPrefixes: "\"10.1.0.0/16\"")
+            + Topo.peer("B", key: k.b, address: Topo.b, transport: "native")
+            + Topo.services(route: "peer = \"B\"", encryption: "aes-gcm", adaptive: false)
+            .replacingOccurrences(of: "prefixes = [\"172.16.2.20/32\"]", with: "prefixes = [\"172.16.3.0/24\"]"), waypoint: Topo.a)
+        try wide.add("B", Topo.router("B", key: k.b, address: Topo.b, tenantPrefixes: "")
+            + Topo.peer("A", key: k.a, address: Topo.a, transport: "native")
+            + Topo.services(route: "local = true", encryption: "aes-gcm", adaptive: false), waypoint: Topo.b)
+        wide.sendLAN("A", Pkt.udp(Topo.client, 40000, "172.16.3.3", 53, [1]))
+        #expect(wide.counters("B").drops(.noService) == 1)
+        for net in [notAllowed, noRoute, wide] {
             #expect(net.wire.count == 1 && net.lan["B"] == nil)
             #expect(net.counters("B").sessionsCreated == 0)
         }

@@ -986,6 +986,10 @@ public final class SVRRouter: PacketEngine {
         guard let ts = d.tenant, let t = tenantNames.firstIndex(where: { ts.equals($0, in: block) }) else { return .failure(.noTenant) }
         guard let ss = d.service, let s = services.firstIndex(where: { ss.equals($0.name, in: block) }) else { return .failure(.noService) }
         let tenant = TenantID(rawValue: UInt16(t)), service = ServiceID(rawValue: UInt16(s))
+        // The original destination must belong to the named service here too: a peer cannot
+        // reach other addresses or ports by naming a service it may use.
+        guard classifier.service(destination: ctx.destination, proto: ctx.proto, destinationPort: ctx.destinationPort) == service
+        else { return .failure(.noService) }
         guard classifier.allows(tenant, service) else { return .failure(.notAllowed) }
         let up: Carriage
         switch (wireProto, ctx.proto) {
