@@ -138,6 +138,30 @@ let marker: [UInt8] = Array("MARKER-0123456789-MARKER".utf8)
         #expect(net.wire.count == 3)
     }
 
+    @Test func lostControlPacketIsSentAgain() throws {
+        let net = try Topo.twoRouters(transport: "native", encryption: "aes-gcm")
+        let c = Topo.client, s = Topo.dns
+        net.onWire = { w in w.from == "B" ? nil : w.bytes }  // B's first control packet is lost
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [1]))
+        net.advance(seconds: 1.5)
+        net.tick()
+        #expect(net.wire.count == 2 && net.consumed == 0)
+        net.onWire = nil
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [2]))  // still with metadata
+        #expect(net.wire.last?.hasMetadata == true)
+        net.advance(seconds: 0.5)
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [3]))  // too early for another control packet
+        net.tick()
+        #expect(net.consumed == 0)
+        net.advance(seconds: 1)
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [4]))
+        net.tick()
+        #expect(net.consumed == 1)
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [5]))
+        #expect(net.wire.last?.hasMetadata == false)
+        #expect(net.lan["B"]?.count == 5)
+    }
+
     @Test func payloadMarkerHiddenOnlyWithEncryption() throws {
         let on = try Topo.twoRouters(encryption: "aes-cbc-hmac")
         on.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, marker))

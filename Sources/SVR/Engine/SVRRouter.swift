@@ -25,7 +25,7 @@ import Glibc
 /// Per-session state the engine keeps next to the session table's row (112 bytes).
 struct SessionExtra {
     var key0: UInt64 = 0, key1: UInt64 = 0, key2: UInt64 = 0, key3: UInt64 = 0
-    /// Monotonic time the session was created (TLV 18 timer).
+    /// Monotonic time the session was created, then of its last TLV-18 control packet.
     var created: UInt64 = 0
     /// Bumped per session creation; 0 = dead row. Tags cipher cache entries.
     var generation: UInt32 = 0
@@ -346,7 +346,10 @@ public final class SVRRouter: PacketEngine {
             guard e.generation == gen, e.flags & (SessionExtra.reverseSeen | SessionExtra.controlSent | SessionExtra.revAck) == 0,
                   generatedCount < Self.generatedSlots
             else { continue }
-            if generateControl(i, now) { extras[i].flags |= SessionExtra.controlSent }
+            if generateControl(i, now) {
+                extras[i].flags |= SessionExtra.controlSent
+                extras[i].created = now.monotonicNanos  // from now on: when the last control packet left
+            }
         }
     }
 
@@ -845,6 +848,13 @@ public final class SVRRouter: PacketEngine {
             guard Int(e.upPeer) == pi + 1 else { return .drop(.unknownPeer) }
             if let d = decoded {
                 if d.sessionEncrypted { e.flags |= SessionExtra.encrypt }
+                // Forward metadata still coming a while after our TLV-18 control packet: it was
+                // lost; send another one (at most one per `controlDelayNanos`).
+                if e.flags & (SessionExtra.controlSent | SessionExtra.reverseSeen) == SessionExtra.controlSent,
+                   now.monotonicNanos >= e.created &+ controlDelayNanos, generatedCount < Self.generatedSlots {
+                    extras[i] = e
+                    if generateControl(i, now) { e.created = now.monotonicNanos }
+                }
             } else {
                 e.flags |= SessionExtra.revAck  // a forward packet without metadata (§2.5)
             }
