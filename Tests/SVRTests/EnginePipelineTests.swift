@@ -467,3 +467,28 @@ let marker: [UInt8] = Array("MARKER-0123456789-MARKER".utf8)
         #expect(Array(body[12..<20]) == [0, 16, 0, 4, 0, 0, 0, 1])
     }
 }
+
+@Suite struct EngineSnapshotTests {
+    @Test func snapshotShowsSessionsPeersServicesAndCounters() throws {
+        let net = try Topo.twoRouters(transport: "udp", encryption: "aes-gcm")
+        net.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, Array(repeating: 7, count: 100)))
+        net.sendLAN("B", Pkt.udp(Topo.dns, 53, Topo.client, 40000, [1]))
+        let a = net.routers["A"]!.snapshot(now: net.now.adding(seconds: 2))
+        #expect(a.routerName == "A")
+        let s = try #require(a.sessions.first)
+        #expect(s.role == .ingress && s.tenant == "blue" && s.service == "dns" && s.peer == "B")
+        #expect(s.original == FiveTuple(source: IPAddress(Topo.client)!, destination: IPAddress(Topo.dns)!,
+                                        sourcePort: 40000, destinationPort: 53, proto: 17))
+        #expect(s.waypoint.source == IPAddress(Topo.a) && s.waypoint.destination == IPAddress(Topo.b))
+        #expect(s.transport == "udp" && s.encryption == "aes-gcm")
+        #expect(s.forwardPackets == 1 && s.reversePackets == 1 && s.forwardBytes == 128)
+        #expect(s.idleSeconds == 2)
+        #expect(a.peers == [PeerView(name: "B", waypoints: [Topo.b], transport: "udp", status: "unknown", sessions: 1)])
+        let dns = try #require(a.services.first { $0.name == "dns" })
+        #expect(dns.route == "peer B" && dns.transport == "udp/53" && dns.encryption == "aes-gcm" && dns.sessions == 1)
+        let b = net.routers["B"]!.snapshot(now: net.now)
+        #expect(b.sessions.first?.role == .egress && b.services.first { $0.name == "dns" }?.route == "local")
+        #expect(a.counters.lanReceivedPackets == 1 && a.counters.wanSentPackets == 1)
+        #expect(a.counters.wanReceivedPackets == 1 && a.counters.lanSentPackets == 1 && a.counters.sessionsCreated == 1)
+    }
+}

@@ -379,7 +379,6 @@ public final class SVRRouter: PacketEngine {
             if peerIndex < perPeer.count { perPeer[peerIndex] += 1 }
             if info.service.index < perService.count { perService[info.service.index] += 1 }
             let role: SessionView.Role = info.role == .ingress ? .ingress : info.role == .egress ? .egress : .transit
-            let carriage = Carriage(rawValue: info.role == .ingress ? e.downCarriage : e.upCarriage) ?? .nativeUDP
             let suite = CipherSuite(rawValue: e.suite) ?? .none
             views.append(SessionView(
                 uuid: "\(info.uuid)", role: role,
@@ -387,7 +386,7 @@ public final class SVRRouter: PacketEngine {
                 service: info.service.index < services.count ? services[info.service.index].name : "?",
                 peer: peerIndex < peers.count ? peers[peerIndex].name : "?",
                 original: info.original, waypoint: info.waypointOutbound ?? info.original,
-                transport: carriage.name,
+                transport: peerIndex < peers.count ? peers[peerIndex].transport.rawValue : "native",
                 encryption: e.flags & SessionExtra.encrypt != 0 ? suite.viewName : "none",
                 state: "\(info.state)",
                 forwardPackets: info.packetsForward, forwardBytes: info.bytesForward,
