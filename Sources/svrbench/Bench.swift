@@ -16,6 +16,7 @@ enum Bench {
         ("rtnl", "rtnetlink route add/replace/delete/dump per route in a private namespace [COUNT]", NetlinkBench.run),
         ("nat", "packet layer: double-NAT rewrite, checksum, metadata insert/strip (ns/op)", PacketBench.run),
         ("wan", WanBench.about, WanBench.run),
+        (name: "engine", about: EngineBench.about, run: EngineBench.run),
     ]
 
     static func main(_ args: [String]) {
