@@ -11,10 +11,6 @@ enum Bench {
         (name: "nft", about: NftBench.about, run: NftBench.run),
         ("session", "LPM, classify+ports+insert, session lookup, bytes/session [SESSIONS]", SessionBench.run),
         ("metadata", "ns per encode/decode of spec TV1's forward metadata block [ITERATIONS]", MetadataBench.run),
-        (name: "tun", about: TunBench.about, run: TunBench.run),
-        ("crypto", "seal/open Gbit/s per cipher suite at 1400 B, one core", CryptoBench.run),
-        ("rtnl", "rtnetlink route add/replace/delete/dump per route in a private namespace [COUNT]", NetlinkBench.run),
-        ("nat", "packet layer: double-NAT rewrite, checksum, metadata insert/strip (ns/op)", PacketBench.run),
         ("wan", WanBench.about, WanBench.run),
         (name: "engine", about: EngineBench.about, run: EngineBench.run),
     ]
