@@ -12,14 +12,14 @@ import Testing
     let tun = "svrt0"
     let wan = "svrw0"
 
-    /// A namespace with the WAN dummy device, a scratch dir and a config; `body` runs with
+    /// A namespace with the WAN veth, a scratch dir and a config; `body` runs with
     /// them, and both are removed afterwards.
     func withRouter(_ body: (TestNamespace, ScratchDirectory, String) throws -> Void) throws {
         let ns = try TestNamespace("d")
         defer { ns.close() }
         let dir = try ScratchDirectory()
         defer { dir.close() }
-        try #require(ns.sh("ip link add \(wan) type dummy && ip addr add 10.78.0.1/24 dev \(wan) && ip link set \(wan) up").status == 0)
+        try #require(ns.sh("ip link add \(wan) type veth peer name svrw0p && ip link set svrw0p up && ip addr add 10.78.0.1/24 dev \(wan) && ip link set \(wan) up").status == 0)
         let config = try dir.write("svrd.toml", try testConfig(dir: dir.path, tun: tun, wan: wan))
         try body(ns, dir, config)
     }
@@ -93,8 +93,11 @@ import Testing
             defer { first.kill() }
             try #require(ns.waitForControl(socket: socket, process: first), "\(first.log)")
             first.kill()  // SIGKILL: nothing is cleaned up
+            // The TUN and its routes went with the process; the rule and the table stay.
             let left = ns.svrdObjects(tun: tun)
-            #expect(left.nftTables == 1 && left.rules.count == 1 && !left.routes.isEmpty)
+            #expect(left.nftTables == 1 && left.rules.count == 1 && !left.link)
+            // A svrd route left on another device (e.g. by an older config) is found by protocol.
+            try #require(ns.sh("ip route add 10.99.0.0/24 dev \(wan) proto 83").status == 0)
 
             let second = try DaemonProcess(namespace: ns.name, arguments: ["run", "--config", config], logFile: "\(dir.path)/log2")
             defer { second.kill() }
@@ -103,6 +106,7 @@ import Testing
             #expect(o.nftTables == 1)
             #expect(o.rules.count == 1)
             #expect(Set(o.routes).count == o.routes.count && o.routes.count == 2, "\(o.routes)")
+            #expect(!o.routes.contains { $0.hasPrefix("10.99.0.0/24") })
             #expect(second.log.contains("removed leftovers"))
             second.signal(SIGINT)
             #expect(second.wait() == 0, "\(second.log)")
