@@ -103,6 +103,9 @@ final class Daemon {
             "interfaces": "\(config.interfaces.map(\.name).joined(separator: ","))", "peers": "\(config.peers.count)",
             "services": "\(config.services.count)", "pid": "\(getpid())"])
 
+        // The engine first: it allocates its session table (and can fail) before anything exists.
+        let engine = try makeEngine(config: config)
+
         // 3. host objects
         host.removeLeftovers()
         var device: TunDevice
@@ -167,7 +170,7 @@ final class Daemon {
 
         // 4. data plane
         let receiverCount = receivers.count
-        let plane = DataPlane(control: control, engine: makeEngine(config: config), logger: logger, tun: tun,
+        let plane = DataPlane(control: control, engine: engine, logger: logger, tun: tun,
                               receivers: receivers, senders: senders, interfaceNames: config.interfaces.map(\.name),
                               maxPacketSize: max(r.mtu, 1500))
         do {
