@@ -105,9 +105,14 @@ final class DaemonProcess {
     let logFile: String
     private var exited: Int32?
 
-    init(namespace: String, arguments: [String], logFile: String, prefix: [String] = []) throws {
+    convenience init(namespace: String, arguments: [String], logFile: String) throws {
+        try self.init(namespace: namespace, command: [svrdBinary] + arguments, logFile: logFile)
+    }
+
+    /// Any command (`command[0]` and its arguments) in the namespace.
+    init(namespace: String, command words: [String], logFile: String) throws {
         self.logFile = logFile
-        let command = (["exec", "ip", "netns", "exec", namespace] + prefix + [svrdBinary] + arguments)
+        let command = (["exec", "ip", "netns", "exec", namespace] + words)
             .map { "'\($0)'" }.joined(separator: " ") + " >'\(logFile)' 2>&1"
         var pid: pid_t = 0
         let words: [String] = ["/bin/sh", "-c", command]
