@@ -188,6 +188,19 @@ final class Daemon {
         logger.notice("svrd running", metadata: ["tun": "\(tunName)", "wan-receivers": "\(receiverCount)",
                                                  "socket": "\(socketPath)"])
 
+        // One line per peer (path monitoring will log its state changes the same way).
+        if let snap = control.requestSnapshot() {
+            for p in snap.engine.peers {
+                let meta: Logger.Metadata = ["peer": "\(p.name)", "waypoints": "\(p.waypoints.joined(separator: ","))",
+                                             "transport": "\(p.transport)", "status": "\(p.status)"]
+                if p.status == "down" {
+                    logger.warning("peer has no path (no local interface reaches its waypoints)", metadata: meta)
+                } else {
+                    logger.info("peer", metadata: meta)
+                }
+            }
+        }
+
         // 5. wait for a stop signal
         while true {
             let sig = Signals.wait()

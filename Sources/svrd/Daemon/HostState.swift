@@ -209,6 +209,9 @@ final class HostState {
         var out: [IPPrefix] = []
         for s in config.services {
             guard case .peers? = config.route(forService: s.name)?.target else { continue }
+            for p in s.prefixes where !p.address.isIPv4 {
+                logger.warning("IPv6 service prefixes are not routed into svrd yet", metadata: ["service": "\(s.name)", "prefix": "\(p)"])
+            }
             for p in s.prefixes where p.address.isIPv4 && !out.contains(p) { out.append(p) }
         }
         return out
