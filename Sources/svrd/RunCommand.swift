@@ -203,7 +203,11 @@ final class Daemon {
 
         // 5. wait for a stop signal
         while true {
-            let sig = Signals.wait()
+            // Every 2 s without a signal: put the routes back if the TUN went down and up.
+            guard let sig = Signals.wait(seconds: 2) else {
+                host.watchTUN()
+                continue
+            }
             if sig == SIGHUP {
                 logger.warning("SIGHUP: configuration reload is not implemented yet; restart svrd to apply changes")
                 continue

@@ -163,4 +163,23 @@ import Testing
         let rules = lab.b.sh("nft list chain inet svrd lan_prerouting").output
         #expect(rules.contains("egress session") && rules.contains("return path"))
     }
+
+    @Test(.enabled(if: isRoot)) func survivesAWANLinkFlapAndTheTUNGoingDownAndUp() throws {
+        let lab = try Lab()
+        defer { lab.close() }
+        try lab.start(sourceNAT: true, transport: "udp")
+        #expect(lab.client.sh("ping -c 1 -W 2 10.100.0.10").status == 0)
+        // WAN link of A down and up: its packet socket reports ENETDOWN once, then receives again.
+        #expect(lab.a.sh("ip link set svrwan0 down && sleep 0.5 && ip link set svrwan0 up && sleep 1").status == 0)
+        let afterFlap = lab.client.sh("ping -c 3 -W 2 10.100.0.10")
+        #expect(afterFlap.output.contains(" 0% packet loss") || afterFlap.output.contains("3 received") || afterFlap.output.contains("2 received"),
+                "\(afterFlap.output)")
+        // svr0 of B down (the kernel drops its routes) and up: svrd puts them back.
+        #expect(lab.b.sh("ip link set svr0 down && sleep 3 && ip link set svr0 up && sleep 3").status == 0)
+        #expect(lab.b.sh("ip route show table 21330").output.contains("default dev svr0"))
+        let afterTUN = lab.client.sh("ping -c 2 -W 2 10.100.0.10")
+        #expect(afterTUN.output.contains("2 received"), "\(afterTUN.output)")
+        for p in lab.processes { #expect(p.wait(seconds: 0) == nil, "\(p.log)") }
+        #expect(lab.processes[1].log.contains("routes restored"))
+    }
 }
