@@ -93,6 +93,9 @@ final class Daemon {
         if access(socketPath, F_OK) == 0, (try? ControlClient.request(path: socketPath, words: ["ping"], timeoutMs: 300)) != nil {
             throw DaemonFailure(.alreadyRunning, "another svrd is running (it answers on \(socketPath)); stop it first")
         }
+        guard NamespaceLock.acquire() else {
+            throw DaemonFailure(.alreadyRunning, "another svrd is running in this network namespace (one svrd per namespace: routes, rule and nftables table are namespace-wide)")
+        }
         let host = try HostState(config: config, logger: logger)
         try host.checkLANDeviceFree()
         try host.checkWANInterfaces()
@@ -187,6 +190,10 @@ final class Daemon {
         SystemdNotify.send("READY=1\nSTATUS=forwarding on \(tunName)\nMAINPID=\(getpid())")
         logger.notice("svrd running", metadata: ["tun": "\(tunName)", "wan-receivers": "\(receiverCount)",
                                                  "socket": "\(socketPath)"])
+
+        if let listen = config.metrics.listen {
+            logger.warning("[metrics] is not implemented yet; nothing listens", metadata: ["listen": "\(listen)"])
+        }
 
         // One line per peer (path monitoring will log its state changes the same way).
         if let snap = control.requestSnapshot() {

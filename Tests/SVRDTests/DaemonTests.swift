@@ -153,6 +153,24 @@ import Testing
         }
     }
 
+    @Test(.enabled(if: isRoot)) func oneSvrdPerNamespace() throws {
+        try withRouter { ns, dir, config in
+            let p = try DaemonProcess(namespace: ns.name, arguments: ["run", "--config", config], logFile: "\(dir.path)/log")
+            defer { p.kill() }
+            try #require(ns.waitForControl(socket: "\(dir.path)/ctl/svrd.sock", process: p), "\(p.log)")
+            // Another config in the same namespace: other TUN name, other socket.
+            let other = shell("cat \(config)").output.replacing("lan-device = \"\(tun)\"", with: "lan-device = \"svrt9\"")
+                .replacing("\(dir.path)/ctl/svrd.sock", with: "\(dir.path)/ctl2/svrd.sock")
+            let second = ns.sh("\(svrdBinary) run --config \(try dir.write("other.toml", other))")
+            #expect(second.status == 6, "\(second.output)")
+            #expect(second.output.contains("another svrd is running in this network namespace"))
+            let o = ns.svrdObjects(tun: tun)
+            #expect(o.link && o.nftTables == 1 && o.rules.count == 1 && ns.sh("ip link show svrt9").status != 0)
+            p.signal(SIGTERM)
+            #expect(p.wait() == 0)
+        }
+    }
+
     @Test(.enabled(if: isRoot)) func lanDeviceNameTakenByAnotherDevice() throws {
         try withRouter { ns, dir, config in
             try #require(ns.sh("ip link add \(tun) type veth peer name svrt0p").status == 0)

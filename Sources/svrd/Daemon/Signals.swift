@@ -81,3 +81,33 @@ enum SystemdNotify {
         return n == message.count
     }
 }
+
+/// One svrd per network namespace: svrd's routes, rule, table 21330 and nftables table are
+/// namespace-wide, so a second instance would take them over. The lock is an abstract Unix
+/// socket name: abstract names belong to the network namespace, and the kernel releases it
+/// when the process ends in any way (also SIGKILL), so it can never be stale.
+enum NamespaceLock {
+    static let name = "svrd.lock"
+
+    /// Binds the name and keeps the socket open for the life of the process. False if
+    /// another process holds it.
+    static func acquire() -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return true }  // no lock possible: do not refuse to run
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = [UInt8(0)] + Array(name.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        if rc != 0 {
+            close(fd)
+            return errno != EADDRINUSE
+        }
+        return true  // fd intentionally kept open until exit
+    }
+}
