@@ -157,6 +157,10 @@ final class Daemon {
                 if error.kind == .permissionDenied { throw DaemonFailure(.notPermitted, "\(error)") }
                 throw DaemonFailure(.setup, "cannot open WAN interface \(i.name): \(error)")
             }
+            if let local = Self.localPortRange(), HostState.waypointPorts(i).contains(where: { $0.overlaps(local) }) {
+                logger.warning("the waypoint ports overlap the host's ephemeral ports: the host's own connections from this address lose their replies to svrd; set port-range or net.ipv4.ip_local_port_range apart (docs/operations.md)",
+                               metadata: ["interface": "\(i.name)", "ip_local_port_range": "\(local.lowerBound)-\(local.upperBound)"])
+            }
             logger.info("WAN interface open", metadata: ["interface": "\(i.name)", "waypoint": "\(i.address)",
                                                         "ports": "\(HostState.waypointPorts(i).map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ","))"])
         }
@@ -234,6 +238,18 @@ final class Daemon {
         controlServer = nil
         host.remove()
         logger.notice("svrd stopped")
+    }
+
+    /// net.ipv4.ip_local_port_range (the host's ephemeral ports), nil if unreadable.
+    static func localPortRange() -> ClosedRange<UInt16>? {
+        guard let f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r") else { return nil }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 64)
+        guard fgets(&line, Int32(line.count), f) != nil else { return nil }
+        let words = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+        guard words.count == 2, let lo = UInt16(words[0]), let hi = UInt16(words[1]), lo <= hi else { return nil }
+        return lo...hi
     }
 
     /// Root, or at least CAP_NET_ADMIN and CAP_NET_RAW in the effective set.
