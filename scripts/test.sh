@@ -33,18 +33,26 @@ swift build --build-tests 2>&1 | tee /tmp/svrd-build.log | grep -E "error|warnin
 if grep -q "warning:" /tmp/svrd-build.log; then echo "error: the build has warnings" >&2; exit 1; fi
 grep -q "error:" /tmp/svrd-build.log && exit 1
 
+svr_objects() {
+  { ip netns list 2>/dev/null | awk '{print "ns " $1}'
+    ip -o link show 2>/dev/null | awk -F': ' '{print "link " $2}' | cut -d@ -f1
+    nft list tables 2>/dev/null | awk '{print "nft " $2 " " $3}'
+  } | grep -E ' svr' | sort || true
+}
+before=$(svr_objects)
+
 log "tests"
 status=0
 swift test --skip-build 2>&1 | tee /tmp/svrd-test.log || status=$?
 
 if [[ $(id -u) -eq 0 ]]; then
   log "leftover check"
-  left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^svr' || true)
-  links=$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^svr' || true)
-  tables=$(nft list tables 2>/dev/null | grep -E ' svr' || true)
-  if [[ -n "$left$links$tables" ]]; then
-    echo "error: tests left behind: ns=[$left] links=[$links] nft=[$tables]" >&2
-    for n in $left; do ip netns del "$n" 2>/dev/null || true; done
+  after=$(svr_objects)
+  leftover=$(comm -13 <(echo "$before") <(echo "$after") | sed '/^$/d')
+  if [[ -n "$leftover" ]]; then
+    echo "error: the tests left behind:" >&2
+    echo "$leftover" >&2
+    echo "$leftover" | awk '$1=="ns"{print $2}' | xargs -r -n1 ip netns del 2>/dev/null || true
     status=1
   else
     echo "nothing left behind"
