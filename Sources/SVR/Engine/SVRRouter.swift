@@ -22,7 +22,7 @@
 
 import Glibc
 
-/// Per-session state the engine keeps next to the session table's row (64 bytes).
+/// Per-session state the engine keeps next to the session table's row (112 bytes).
 struct SessionExtra {
     var key0: UInt64 = 0, key1: UInt64 = 0, key2: UInt64 = 0, key3: UInt64 = 0
     /// Monotonic time the session was created (TLV 18 timer).
@@ -41,6 +41,10 @@ struct SessionExtra {
     var upInterface: UInt8 = 0
     var downInterface: UInt8 = 0
 
+    /// Sliding windows over the GCM nonce counters of received payloads, per direction.
+    var replayForward = ReplayWindow()
+    var replayReverse = ReplayWindow()
+
     static let encrypt: UInt16 = 1
     static let adaptivePending: UInt16 = 2
     static let signalEncrypted: UInt16 = 4
@@ -48,6 +52,36 @@ struct SessionExtra {
     static let revAck: UInt16 = 16
     static let reverseSeen: UInt16 = 32
     static let controlSent: UInt16 = 64
+}
+
+/// Per-session replay protection for AES-GCM payloads (spec §6.3 asks for a replay window
+/// besides the HMAC time window). The sender's nonce is a random 4-byte prefix and a 64-bit
+/// counter that only grows per cipher context, and a session always uses the same cached
+/// context, so a counter at or below one already seen (outside 64 of the highest) is a replay.
+/// A new prefix (the sender's context was re-created) restarts the window.
+struct ReplayWindow {
+    var prefix: UInt32 = 0
+    var highest: UInt64 = 0
+    var seen: UInt64 = 0
+
+    /// Records a counter; false if it was seen before or is too old.
+    @inline(__always)
+    mutating func accept(prefix p: UInt32, counter c: UInt64) -> Bool {
+        if seen == 0 || p != prefix {
+            self = ReplayWindow(prefix: p, highest: c, seen: 1)
+            return true
+        }
+        if c > highest {
+            let shift = c - highest
+            seen = shift >= 64 ? 1 : seen << shift | 1
+            highest = c
+            return true
+        }
+        let back = highest - c
+        guard back < 64, seen & (1 << back) == 0 else { return false }
+        seen |= 1 << back
+        return true
+    }
 }
 
 /// The outcome of creating a session from metadata.
@@ -95,7 +129,8 @@ public final class SVRRouter: PacketEngine {
     var keyPoolOffset: Int
     static let keyPoolSize = 4096
 
-    // Cipher cache (direct mapped by session index).
+    // Cipher cache (direct mapped by session index), re-keyed in place on a miss.
+    let deriver: SubkeyDeriver
     let cipherSlots: [CipherSlot]
     let cipherMask: Int
 
@@ -233,6 +268,7 @@ public final class SVRRouter: PacketEngine {
         slots.reserveCapacity(size)
         do { for _ in 0..<size { slots.append(try CipherSlot()) } } catch { throw .crypto(error) }
         cipherSlots = slots
+        do { deriver = try SubkeyDeriver() } catch { throw .crypto(error) }
         cipherMask = size - 1
         pendingControl = Array(repeating: (0, 0), count: 4096)
         generated = .allocate(byteCount: Self.generatedSlots * Self.generatedSlotSize, alignment: 64)
@@ -394,9 +430,15 @@ public final class SVRRouter: PacketEngine {
         let slot = cipherSlots[i & cipherMask]
         let tag = UInt64(i) << 32 | UInt64(e.generation)
         if slot.owner != tag {
-            let key = [e.key0, e.key1, e.key2, e.key3].withUnsafeBytes { Array($0) }
             slot.owner = .max
-            slot.cipher = try PayloadCipher(suite: CipherSuite(rawValue: e.suite) ?? .none, key: SymmetricKey(bytes: key))
+            let suite = CipherSuite(rawValue: e.suite) ?? .none
+            let key = (e.key0, e.key1, e.key2, e.key3)
+            if slot.cipher.suite == suite {
+                try withUnsafeBytes(of: key) { (k) throws(CryptoError) in try slot.cipher.rekey(k.baseAddress!, deriver: deriver) }
+            } else {
+                // First use of this slot for the suite: new contexts (allocates, once per slot and suite).
+                slot.cipher = try PayloadCipher(suite: suite, key: SymmetricKey(bytes: withUnsafeBytes(of: key) { Array($0) }))
+            }
             slot.owner = tag
         }
         return slot
@@ -516,18 +558,7 @@ public final class SVRRouter: PacketEngine {
         let hdrLen = layout.l4HeaderLength
         hdrScratch.copyMemory(from: base + layout.l4Offset, byteCount: hdrLen)
         // Seal the payload in place.
-        var bodyLen = layout.payloadLength
-        if encrypt {
-            let room = packet.capacity - packet.offset - layout.payloadOffset
-            guard room >= bodyLen + (CipherSuite(rawValue: e.suite)?.maxOverhead ?? 48) + peer.auth.trailerLength else {
-                return .drop(.noHeadroom)
-            }
-            do {
-                let slot = try cipherSlot(i)
-                bodyLen = try slot.cipher.seal(inPlace: UnsafeMutableRawBufferPointer(start: base + layout.payloadOffset, count: room),
-                                               plaintextLength: bodyLen)
-            } catch { return .drop(.noHeadroom) }
-        }
+        guard let bodyLen = sealPayload(packet, layout, i, encrypt: encrypt, peer: peer) else { return .drop(.noHeadroom) }
         let metaLen = withMeta
             ? writeForwardMetadata(i, peer: peer, carriage: carriage, encrypted: encrypt, syn: tcpFlags.contains(.syn))
             : 0
@@ -548,23 +579,27 @@ public final class SVRRouter: PacketEngine {
         let base = packet.slot + packet.offset
         let hdrLen = layout.l4HeaderLength
         hdrScratch.copyMemory(from: base + layout.l4Offset, byteCount: hdrLen)
-        var bodyLen = layout.payloadLength
-        if e.flags & SessionExtra.encrypt != 0 {
-            let room = packet.capacity - packet.offset - layout.payloadOffset
-            guard room >= bodyLen + (CipherSuite(rawValue: e.suite)?.maxOverhead ?? 48) + peer.auth.trailerLength else {
-                return .drop(.noHeadroom)
-            }
-            do {
-                let slot = try cipherSlot(i)
-                bodyLen = try slot.cipher.seal(inPlace: UnsafeMutableRawBufferPointer(start: base + layout.payloadOffset, count: room),
-                                               plaintextLength: bodyLen)
-            } catch { return .drop(.noHeadroom) }
-        }
+        guard let bodyLen = sealPayload(packet, layout, i, encrypt: e.flags & SessionExtra.encrypt != 0, peer: peer) else { return .drop(.noHeadroom) }
         let metaLen = e.flags & SessionExtra.revAck == 0 ? writeReverseMetadata(i, peer: peer) : 0
         guard metaLen >= 0 else { return .drop(.noHeadroom) }
         return assemble(&packet, bodyStart: layout.payloadOffset, bodyLen: bodyLen, carriage: carriage, hdrLen: hdrLen,
                         metaLen: metaLen, out: wk.tuple.reversed, carry: carry(packet), peer: peer,
                         interface: Int(e.upInterface), now: now)
+    }
+
+    /// Seals the payload of a LAN packet in place with session `i`'s key when `encrypt` (spec
+    /// §6.2); returns the length of the body that follows, nil without tailroom.
+    @inline(__always)
+    func sealPayload(_ packet: PacketBuffer, _ layout: PacketLayout, _ i: Int, encrypt: Bool, peer: PeerRuntime) -> Int? {
+        let n = layout.payloadLength
+        guard encrypt else { return n }
+        let room = packet.capacity - packet.offset - layout.payloadOffset
+        guard room >= n + (CipherSuite(rawValue: extras[i].suite)?.maxOverhead ?? 48) + peer.auth.trailerLength else { return nil }
+        do {
+            let slot = try cipherSlot(i)
+            return try slot.cipher.seal(inPlace: UnsafeMutableRawBufferPointer(start: packet.slot + packet.offset + layout.payloadOffset,
+                                                                                count: room), plaintextLength: n)
+        } catch { return nil }
     }
 
     @inline(__always)
@@ -810,7 +845,7 @@ public final class SVRRouter: PacketEngine {
                          forward: forward, syn: forward && tcpFlags.contains(.syn), now: now)
         }
         return deliver(&packet, i, bodyStart: payloadStart, bodyLen: payloadLen, carriage: carriage, hdrLen: hdrLen,
-                       target: forward ? ok.tuple : ok.tuple.reversed, now: now)
+                       target: forward ? ok.tuple : ok.tuple.reversed, forward: forward, now: now)
     }
 
     /// Copies the original L4 header of a received SVR packet into `hdrScratch`: the outer TCP
@@ -842,7 +877,7 @@ public final class SVRRouter: PacketEngine {
     /// Last hop: decrypts the payload, restores `target` (ports for TCP/UDP; an ICMP header is
     /// kept as carried) and hands the packet to the LAN.
     func deliver(_ packet: inout PacketBuffer, _ i: Int, bodyStart: Int, bodyLen: Int, carriage: Carriage, hdrLen: Int,
-                 target: FiveTuple, now: EngineTime) -> Disposition {
+                 target: FiveTuple, forward: Bool, now: EngineTime) -> Disposition {
         guard case .v4(let src) = target.source, case .v4(let dst) = target.destination else { return .drop(.badMetadata) }
         let base = packet.slot + packet.offset
         var payLen = bodyLen
@@ -852,6 +887,13 @@ public final class SVRRouter: PacketEngine {
                 payLen = try slot.cipher.open(inPlace: UnsafeMutableRawBufferPointer(start: base + bodyStart, count: bodyLen),
                                               sealedLength: bodyLen)
             } catch { return .drop(.decryptFailed) }
+            if extras[i].suite == CipherSuite.aes256Gcm.rawValue {
+                // The nonce (prefix ‖ counter) follows the ciphertext, authenticated by the tag.
+                let prefix = ld32(base, bodyStart + payLen), counter = ld64(base, bodyStart + payLen + 4)
+                let fresh = forward ? extras[i].replayForward.accept(prefix: prefix, counter: counter)
+                    : extras[i].replayReverse.accept(prefix: prefix, counter: counter)
+                guard fresh else { return .drop(.replay) }
+            }
         }
         let proto = carriage.originalProtocol
         let newStart = bodyStart - 20 - hdrLen
