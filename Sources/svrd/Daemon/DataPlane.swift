@@ -216,7 +216,7 @@ final class DataPlane {
                 do { n = try box.rx.read(into: &wanBatch) } catch {
                     // A link going down is reported once (ENETDOWN) and the socket receives
                     // again when it comes back up: not a reason to stop. Anything else is.
-                    guard error.errno == ENETDOWN else {
+                    guard error.kind == .interfaceDown || error.errno == ENETDOWN else {
                         throw DaemonFailure(.runtime, "receiving on \(box.rx.interface): \(error)")
                     }
                     logger.warning("WAN interface went down; waiting for it to come back", metadata: ["interface": "\(box.rx.interface)"])
