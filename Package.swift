@@ -84,7 +84,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "SVRDTests",
-            dependencies: ["SVR", "TestSupport"],
+            dependencies: ["svrd", "SVR", "Netlink", "TestSupport"],
             swiftSettings: swiftSettings),
     ]
 )
