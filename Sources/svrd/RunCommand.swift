@@ -128,6 +128,7 @@ final class Daemon {
         device.close()
 
         var controlServer: ControlServer?
+        var metricsServer: MetricsServer?
         var thread: PosixThread?
         let control = try DataPlaneControl()
         defer {
@@ -135,6 +136,7 @@ final class Daemon {
             control.stop()
             thread?.join()
             controlServer?.stop()
+            metricsServer?.stop()
             host.remove()
         }
         try host.install(tunName: tunName)
@@ -174,6 +176,14 @@ final class Daemon {
             throw DaemonFailure(.setup, "\(error)")
         }
         logger.info("control socket listening", metadata: ["socket": "\(socketPath)"])
+        if let listen = config.metrics.listen {
+            do {
+                metricsServer = try MetricsServer(endpoint: listen) { MetricsServer.text(control.requestSnapshot()) }
+            } catch {
+                throw DaemonFailure(.setup, "\(error)")
+            }
+            logger.info("metrics endpoint listening", metadata: ["listen": "http://\(listen)/metrics"])
+        }
 
         // 4. data plane
         let receiverCount = receivers.count
@@ -195,9 +205,6 @@ final class Daemon {
         logger.notice("svrd running", metadata: ["tun": "\(tunName)", "wan-receivers": "\(receiverCount)",
                                                  "socket": "\(socketPath)"])
 
-        if let listen = config.metrics.listen {
-            logger.warning("[metrics] is not implemented yet; nothing listens", metadata: ["listen": "\(listen)"])
-        }
 
         // One line per peer (path monitoring will log its state changes the same way).
         if let snap = control.requestSnapshot() {
@@ -236,6 +243,8 @@ final class Daemon {
         thread = nil
         controlServer?.stop()
         controlServer = nil
+        metricsServer?.stop()
+        metricsServer = nil
         host.remove()
         logger.notice("svrd stopped")
     }

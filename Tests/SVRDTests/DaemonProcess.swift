@@ -45,7 +45,7 @@ func newKeyPair() throws -> (privateKey: String, publicKey: String) {
 /// A router config for the tests: LAN TUN `tun` 10.77.0.1/24, WAN interface `wan`
 /// (10.78.0.1, a veth the test creates), one peer at 10.78.0.2, a service
 /// 10.79.0.0/24 routed to the peer, a service 10.80.0.0/24 delivered locally with source
-/// NAT, and the control socket in `dir`.
+/// NAT, the control socket in `dir` and metrics on 127.0.0.1:9810.
 func testConfig(dir: String, tun: String, wan: String, mtu: Int = 1400) throws -> String {
     let me = try newKeyPair()
     let peer = try newKeyPair()
@@ -94,6 +94,9 @@ func testConfig(dir: String, tun: String, wan: String, mtu: Int = 1400) throws -
 
         [control]
         socket = "\(dir)/ctl/svrd.sock"
+
+        [metrics]
+        listen = "127.0.0.1:9810"
         """
 }
 

@@ -72,6 +72,11 @@ import Testing
             #expect(services.status == 0 && services.output.contains("local-web"))
             let ctl = ns.sh("ln -sf \(svrdBinary) \(dir.path)/svrctl && \(dir.path)/svrctl show peers --socket \(socket)")
             #expect(ctl.status == 0 && ctl.output.contains("peer-1"), "\(ctl.output)")
+            // Prometheus metrics on [metrics] listen.
+            let metrics = ns.sh("curl -s --max-time 5 http://127.0.0.1:9810/metrics")
+            #expect(metrics.output.contains("svrd_up 1"), "\(metrics.output)")
+            #expect(metrics.output.contains("svrd_drops_total{reason=\"no-route\"}"))
+            #expect(metrics.output.contains("svrd_interface_received_packets_total{interface=\"\(wan)\"}"))
             // Not root: the socket (0600 in a 0700 directory) refuses, with its own status.
             let nobody = ns.sh("setpriv --reuid=65534 --regid=65534 --clear-groups \(svrdBinary) show stats --socket \(socket)")
             #expect(nobody.status == 3, "\(nobody.output)")
