@@ -346,3 +346,53 @@ let marker: [UInt8] = Array("MARKER-0123456789-MARKER".utf8)
         #expect(got == steps.map(\.2))
     }
 }
+
+@Suite struct EngineRobustnessTests {
+    /// Authenticated but mangled packets (a peer with a bug, or bit errors before the HMAC
+    /// was computed): every one is dropped under a reason or delivered, never a trap.
+    @Test func mangledPacketsWithValidHMACNeverTrap() throws {
+        let net = try Topo.twoRouters(transport: "udp", encryption: "aes-gcm")
+        net.onWire = { _ in nil }  // capture only
+        net.sendLAN("A", Pkt.tcp(Topo.client, 51000, Topo.web, 80, flags: 0x02, seq: 1, marker))
+        net.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, marker))
+        let originals = net.wire.map(\.bytes)
+        let a = net.routers["A"]!, b = net.routers["B"]!
+        var g = SeededGenerator(seed: 42)
+        var outcomes: [String: Int] = [:]
+        for round in 0..<3000 {
+            var p = originals[round % originals.count]
+            let bodyStart = 28
+            var body = Array(p[bodyStart..<(p.count - 16)])
+            switch round % 4 {
+            case 0:  // flip bytes anywhere in the body (metadata header, TLVs, payload)
+                for _ in 0...Int.random(in: 0...3, using: &g) { body[Int.random(in: 0..<body.count, using: &g)] ^= UInt8.random(in: 1...255, using: &g) }
+            case 1:  // truncate
+                body = Array(body[0..<Int.random(in: 0..<body.count, using: &g)])
+            case 2:  // lengths in the metadata base header
+                body[Int.random(in: 8...11, using: &g)] = UInt8.random(in: 0...255, using: &g)
+            default:  // header TLV type/length
+                body[Int.random(in: 12...19, using: &g)] = UInt8.random(in: 0...255, using: &g)
+            }
+            // Re-sign with A's key for B, fix the lengths.
+            body += [UInt8](repeating: 0, count: 16)
+            let n = body.count - 16
+            _ = try body.withUnsafeMutableBytes { try a.peers[0].auth.appendTrailer($0, length: n, unixSeconds: net.now.unixSeconds) }
+            p = Array(p[0..<bodyStart]) + body
+            p[2] = UInt8(p.count >> 8); p[3] = UInt8(p.count & 0xff)
+            p[24] = UInt8((p.count - 20) >> 8); p[25] = UInt8((p.count - 20) & 0xff)
+            let slot = PacketSlot(capacity: p.count + 1024)
+            withExtendedLifetime(slot) {
+                var pb = try! slot.packet(headroom: 512, copying: p)
+                let d = b.handleWAN(&pb, interface: 0, now: net.now)
+                switch d {
+                case .drop(let r): outcomes["\(r)", default: 0] += 1
+                case .toLAN: outcomes["delivered", default: 0] += 1
+                default: outcomes["other", default: 0] += 1
+                }
+            }
+        }
+        #expect(outcomes.values.reduce(0, +) == 3000)
+        #expect(outcomes["other"] == nil)
+        #expect((outcomes["bad-metadata"] ?? 0) > 0 && (outcomes["decrypt-failed"] ?? 0) > 0)
+    }
+}
