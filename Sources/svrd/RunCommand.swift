@@ -109,6 +109,8 @@ final class Daemon {
         // The engine first: it allocates its session table (and can fail) before anything exists.
         let engine = try makeEngine(config: config)
 
+        host.warnAboutHostSettings()
+
         // 3. host objects
         host.removeLeftovers()
         var device: TunDevice

@@ -95,6 +95,29 @@ final class HostState {
         }
     }
 
+    /// Warnings about host settings svrd needs but does not change (host-wide state).
+    func warnAboutHostSettings() {
+        if Self.readSysctl("/proc/sys/net/ipv4/ip_forward") == "0" {
+            logger.warning("net.ipv4.ip_forward is 0: traffic of other LAN hosts is not forwarded into svr0, nor restored packets to servers; set it to 1 (docs/operations.md)")
+        }
+        for i in config.interfaces {
+            guard let index = try? rtnl.linkIndex(named: i.name),
+                  let addresses = try? rtnl.addresses(interfaceIndex: index) else { continue }
+            if !addresses.contains(where: { "\($0.prefix.address)" == "\(i.address)" }) {
+                logger.warning("the waypoint address is not assigned to its interface: peers' packets may never arrive",
+                               metadata: ["interface": "\(i.name)", "address": "\(i.address)"])
+            }
+        }
+    }
+
+    static func readSysctl(_ path: String) -> String? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 64)
+        guard fgets(&line, Int32(line.count), f) != nil else { return nil }
+        return String(decoding: line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// Removes what a killed svrd left behind (see the top of this file).
     func removeLeftovers() {
         var removed = 0
