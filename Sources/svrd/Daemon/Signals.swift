@@ -2,9 +2,10 @@
 //
 // Signals: SIGTERM, SIGINT and SIGHUP are blocked in the main thread before any other
 // thread starts (threads inherit the mask), so no thread is ever interrupted by them and no
-// handler runs in an async-signal context; the main thread collects them with sigwait(2)
-// once the daemon runs. A signal that arrives during setup stays pending and is taken by
-// that sigwait, so a start interrupted by SIGTERM still removes what it created.
+// handler runs in an async-signal context; the main thread collects them with
+// sigtimedwait(2) once the daemon runs (waking every 2 s for housekeeping). A signal that
+// arrives during setup stays pending and is taken then, so a start interrupted by SIGTERM
+// still removes what it created.
 //
 // Readiness: `Type=notify` without libsystemd: one datagram per state ("READY=1",
 // "STOPPING=1", "STATUS=…") to the AF_UNIX socket named by $NOTIFY_SOCKET (a path, or an
@@ -21,16 +22,6 @@ enum Signals {
         sigemptyset(&set)
         for s in handled { sigaddset(&set, s) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
-    }
-
-    /// Waits for one of the handled signals and returns it.
-    static func wait() -> Int32 {
-        var set = sigset_t()
-        sigemptyset(&set)
-        for s in handled { sigaddset(&set, s) }
-        var sig: Int32 = 0
-        while sigwait(&set, &sig) != 0 {}
-        return sig
     }
 
     /// Waits at most `seconds` for one of the handled signals; nil when none came.
