@@ -3,12 +3,18 @@
 #
 #   Fuzz/run.sh TARGET SECONDS [libFuzzer options...]
 #   Fuzz/run.sh metadata 600
+#   Fuzz/run.sh receive 600
 #
 # Each target is one swiftc invocation over the Swift sources it needs plus its harness in
 # Fuzz/TARGET/, built with -sanitize=fuzzer,address into .build-fuzz/TARGET (outside the
 # SwiftPM build, so `swift build` / `swift test` never see it). Seeds are read from
 # Fuzz/corpus/TARGET (committed, small); inputs libFuzzer finds go to fuzz-out/TARGET/corpus and
 # crash/leak/timeout artifacts to fuzz-out/TARGET/ (both git-ignored).
+#
+# SWIFTC_FLAGS adds compiler flags (e.g. SWIFTC_FLAGS=-DRECEIVE_TRACE for the receive harness's
+# step trace).
+#
+# `Fuzz/run.sh receive-seeds 0` regenerates Fuzz/corpus/receive (sealed spec packets).
 #
 # Adding a target: add a case below with its sources and any extra flags (for code that uses
 # OpenSSL: flags=(-I Sources/COpenSSL -lcrypto)), a harness in Fuzz/TARGET/ that defines
@@ -17,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ $# -lt 2 ]]; then
-    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata)" >&2
+    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata, receive)" >&2
     exit 2
 fi
 target=$1
@@ -26,11 +32,24 @@ shift 2
 
 flags=()
 case "$target" in
+receive-seeds)
+    # Not a fuzz target: builds and runs the seed generator of `receive` (SECONDS unused).
+    swiftc -swift-version 6 -parse-as-library -O -module-name ReceiveSeeds Sources/SVR/Common/*.swift Sources/SVR/Metadata/*.swift \
+        Sources/SVR/Packet/*.swift Sources/SVR/Crypto/*.swift Fuzz/receive/ReceiveFixture.swift \
+        Fuzz/receive-seeds/*.swift -I Sources/COpenSSL -lcrypto -o .build-fuzz/receive-seeds
+    mkdir -p Fuzz/corpus/receive
+    exec .build-fuzz/receive-seeds Fuzz/corpus/receive
+    ;;
 metadata)
     sources=(Sources/SVR/Common/IPAddress.swift Sources/SVR/Metadata/*.swift Fuzz/metadata/*.swift)
     ;;
+receive)
+    sources=(Sources/SVR/Common/*.swift Sources/SVR/Metadata/*.swift Sources/SVR/Packet/*.swift
+             Sources/SVR/Crypto/*.swift Fuzz/receive/*.swift)
+    flags=(-I Sources/COpenSSL -lcrypto)
+    ;;
 *)
-    echo "unknown fuzz target '$target' (targets: metadata)" >&2
+    echo "unknown fuzz target '$target' (targets: metadata, receive)" >&2
     exit 2
     ;;
 esac
@@ -40,8 +59,8 @@ out=fuzz-out/$target
 mkdir -p .build-fuzz "$out/corpus" "Fuzz/corpus/$target"
 
 echo "building $bin" >&2
-swiftc -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -module-name "Fuzz_$target" \
-    "${sources[@]}" "${flags[@]}" -o "$bin"
+swiftc -swift-version 6 -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -module-name "Fuzz_$target" \
+    "${sources[@]}" "${flags[@]}" ${SWIFTC_FLAGS:-} -o "$bin"
 
 # New inputs go to the first corpus directory; the committed seeds are only read.
 exec "$bin" "$out/corpus" "Fuzz/corpus/$target" \

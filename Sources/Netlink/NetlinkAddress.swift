@@ -3,8 +3,6 @@
 // (a host-order UInt32) and IPv6Address (two big-endian halves) so that converting is a
 // field copy.
 
-import Glibc
-
 /// The address family of a route, rule or address.
 public enum AddressFamily: Sendable, Hashable, CustomStringConvertible {
     case ipv4
@@ -36,14 +34,8 @@ public enum NetlinkAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text.
     public init?(_ text: String) {
-        var raw = [UInt8](repeating: 0, count: 16)
-        if inet_pton(AF_INET, text, &raw) == 1 {
-            self.init(bytes: raw[0..<4])
-        } else if inet_pton(AF_INET6, text, &raw) == 1 {
-            self.init(bytes: raw)
-        } else {
-            return nil
-        }
+        guard let raw = IPText.parse(text) else { return nil }
+        self.init(bytes: raw)
     }
 
     /// From network-order bytes: 4 for IPv4, 16 for IPv6.
@@ -76,13 +68,7 @@ public enum NetlinkAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let raw = bytes
-        let af = family == .ipv4 ? AF_INET : AF_INET6
-        guard inet_ntop(af, raw, &text, socklen_t(text.count)) != nil else { return "?" }
-        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    public var description: String { IPText.format(bytes) }
 
     /// The address with every bit after the first `length` cleared.
     public func masked(to length: Int) -> NetlinkAddress {

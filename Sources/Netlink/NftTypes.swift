@@ -1,8 +1,6 @@
 // Small value types of the nftables layer: families, addresses, prefixes, hooks. They are
 // the Netlink module's own (it must not depend on SVR); svrd converts at the boundary.
 
-import Glibc
-
 /// The address family of an nftables table.
 public enum NftFamily: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     case inet, ip, ip6, netdev
@@ -41,26 +39,15 @@ public struct NftAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text ("10.0.0.1", "2001:db8::1").
     public init?(_ text: String) {
-        var buffer = [UInt8](repeating: 0, count: 16)
-        if inet_pton(AF_INET, text, &buffer) == 1 {
-            bytes = Array(buffer[0..<4])
-        } else if inet_pton(AF_INET6, text, &buffer) == 1 {
-            bytes = buffer
-        } else {
-            return nil
-        }
+        guard let raw = IPText.parse(text) else { return nil }
+        bytes = raw
     }
 
     public var isIPv4: Bool { bytes.count == 4 }
     /// Address length in bits (32 or 128).
     public var bitCount: Int { bytes.count * 8 }
 
-    public var description: String {
-        var out = [CChar](repeating: 0, count: 64)
-        let family = isIPv4 ? AF_INET : AF_INET6
-        _ = bytes.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &out, socklen_t(out.count)) }
-        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    public var description: String { IPText.format(bytes) }
 }
 
 /// An address prefix such as 10.0.0.0/8. Host bits are cleared on creation.

@@ -169,13 +169,18 @@ func overlappingServicesAreDetected(first: String, second: String, ambiguous: Bo
     }
 }
 
-@Test func missingReferencesAreReported() {
-    let text = minimalConfig + """
-        [[interface]]
-        name = "wan0"
-        address = "203.0.113.10"
-        neighborhood = "internet"
+/// `minimalConfig` with one IPv4 WAN interface in the "internet" neighborhood (lines 4-7).
+let minimalConfigWithWAN = minimalConfig + """
+    [[interface]]
+    name = "wan0"
+    address = "203.0.113.10"
+    neighborhood = "internet"
 
+
+    """
+
+@Test func missingReferencesAreReported() {
+    let text = minimalConfigWithWAN + """
         [[peer]]
         name = "hub"
         public-key = "X++bW0CCBzYCGiQEiy/b1gESv88rxjc5x4iaR3RShTY="
@@ -458,4 +463,26 @@ struct SplitMix64: RandomNumberGenerator {
         let errors = Config.check(text: text, fileName: "f.toml")
         #expect(!errors.isEmpty, "\(text.debugDescription)")
     }
+}
+
+/// A peer configured with the router's own public key (a copy-paste slip: the key of the other
+/// side belongs there) is a conflict on that peer's line; the key is derived from the router's
+/// private key, inline or from a file.
+@Test func peerWithTheRoutersOwnPublicKeyIsRejected() throws {
+    let own = try X25519PrivateKey(base64: "kLIz5DZPDegt0GV4WTmv8sw1u5JMrnv0v/ytlSLCC0k=").publicKey
+    let text = minimalConfigWithWAN + """
+        [[peer]]
+        name = "hub"
+        public-key = "\(own.base64)"
+        waypoints = ["192.0.2.1"]
+        """
+    let errors = Config.check(text: text, fileName: "own.toml")
+    #expect(errors.map(\.description) == [
+        "own.toml:11: peer[0].public-key: this is the router's own public key (derived from its private key), not the peer's",
+    ])
+    #expect(errors.map(\.kind) == [.conflict])
+
+    // Any other key is fine.
+    let other = text.replacingOccurrences(own.base64, with: "uY6OwaFhbPxdEGH4b7TFgwYsU90unh9F8hiVPxaryk0=")
+    #expect(Config.check(text: other, fileName: "own.toml").isEmpty)
 }

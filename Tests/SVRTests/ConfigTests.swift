@@ -194,7 +194,7 @@ func makeTemporaryFile(_ bytes: [UInt8]) throws -> String {
     chmod(path, 0o600)
     let c = try Config.parse(text: text, fileName: "k.toml")
     #expect(c.router.privateKeySource == .file(path))
-    #expect(c.router.privateKey.bytes == ConfigBase64.decode("QNtRX4EhG/ADFrQrVJYlIUKu9REcAk0G2be+lZXiAFk="))
+    #expect(c.router.privateKey.bytes == Base64.decode("QNtRX4EhG/ADFrQrVJYlIUKu9REcAk0G2be+lZXiAFk="))
 
     chmod(path, 0o644)
     let errors = Config.check(text: text, fileName: "k.toml")
@@ -209,17 +209,17 @@ func makeTemporaryFile(_ bytes: [UInt8]) throws -> String {
 
 @Test func base64IsStrict() {
     let key = "uY6OwaFhbPxdEGH4b7TFgwYsU90unh9F8hiVPxaryk0="
-    let bytes = ConfigBase64.decode(key)
+    let bytes = Base64.decode(key)
     #expect(bytes?.count == 32)
-    #expect(ConfigBase64.encode(bytes ?? []) == key)
-    #expect(ConfigBase64.decode("uY6OwaFhbPxdEGH4b7TFgwYsU90unh9F8hiVPxaryk1=") == nil)  // non-zero unused bits
-    #expect(ConfigBase64.decode("uY6OwaFhbPxdEGH4b7TFgwYsU90unh9F8hiVPxaryk0") == nil)   // no padding
-    #expect(ConfigBase64.decode("uY6OwaFhbPxdEGH4b7TFgwYsU90unh9F8hiVPxa-yk0=") == nil)  // URL alphabet
-    #expect(ConfigBase64.decode("uY6O=aFh") == nil)
-    #expect(ConfigBase64.decode("") == [])
-    #expect(ConfigBase64.decode("Zm9vYg==") == Array("foob".utf8))
-    #expect(ConfigBase64.encode(Array("fooba".utf8)) == "Zm9vYmE=")
-    #expect(ConfigBase64.decode("Zm9vYmE=") == Array("fooba".utf8))
+    #expect(Base64.encode(bytes ?? []) == key)
+    #expect(Base64.decode("uY6OwaFhbPxdEGH4b7TFgwYsU90unh9F8hiVPxaryk1=") == nil)  // non-zero unused bits
+    #expect(Base64.decode("uY6OwaFhbPxdEGH4b7TFgwYsU90unh9F8hiVPxaryk0") == nil)   // no padding
+    #expect(Base64.decode("uY6OwaFhbPxdEGH4b7TFgwYsU90unh9F8hiVPxa-yk0=") == nil)  // URL alphabet
+    #expect(Base64.decode("uY6O=aFh") == nil)
+    #expect(Base64.decode("") == [])
+    #expect(Base64.decode("Zm9vYg==") == Array("foob".utf8))
+    #expect(Base64.encode(Array("fooba".utf8)) == "Zm9vYmE=")
+    #expect(Base64.decode("Zm9vYmE=") == Array("fooba".utf8))
 }
 
 @Test func portRangesParse() throws {

@@ -400,7 +400,7 @@ extension Config {
             self.bytes = bytes
         }
 
-        public var description: String { ConfigBase64.encode(bytes) }
+        public var description: String { Base64.encode(bytes) }
     }
 
     /// 32 raw bytes of this router's X25519 private key. Its description never shows them.

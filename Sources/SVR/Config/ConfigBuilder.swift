@@ -25,7 +25,9 @@ struct ConfigBuilder {
         let router = buildRouter()
         let lanDevice = router?.lanDevice ?? Config.Router.defaultLANDevice
         let (interfaces, interfacesComplete) = buildInterfaces(lanDevice: lanDevice, lanAddress: router?.lanAddress?.address)
-        let (peers, peerNames) = buildPeers(interfaces: interfacesComplete ? interfaces : nil, routerName: router?.name)
+        let (peers, peerNames) = buildPeers(
+            interfaces: interfacesComplete ? interfaces : nil, routerName: router?.name,
+            routerPublicKey: router.flatMap { try? X25519PrivateKey(bytes: $0.privateKey.bytes).publicKey })
         let (policies, policiesComplete) = buildPolicies()
         let (tenants, tenantsComplete) = buildTenants(lanDevice: lanDevice)
         let (services, servicesComplete) = buildServices(
@@ -179,7 +181,9 @@ struct ConfigBuilder {
     static let peerKeys = ["name", "public-key", "waypoints", "transport", "port-range"]
 
     /// The peers that are valid, and the names of all peers (nil if a name is missing or bad).
-    func buildPeers(interfaces: [Config.Interface]?, routerName: String?) -> ([Config.Peer], names: Set<String>?) {
+    /// `routerPublicKey` (derived from the router's private key) must not be a peer's key.
+    func buildPeers(interfaces: [Config.Interface]?, routerName: String?,
+                    routerPublicKey: X25519PublicKey?) -> ([Config.Peer], names: Set<String>?) {
         let tables = root.tables("peer", allowed: Self.peerKeys)
         var out: [Config.Peer] = []
         var names: [(String, ConfigPath)] = []
@@ -203,6 +207,10 @@ struct ConfigBuilder {
             if let name { names.append((name, t.path.appending("name"))) } else { namesComplete = false }
             if let name, name == routerName {
                 t.report("name", .conflict, "'\(name)' is this router's own name")
+            }
+            if let key, key.bytes == routerPublicKey?.bytes {
+                t.report("public-key", .conflict,
+                         "this is the router's own public key (derived from its private key), not the peer's")
             }
             if let key { keys.append((key.description, t.path.appending("public-key"))) }
             guard let name, let key, waypointsComplete else { continue }

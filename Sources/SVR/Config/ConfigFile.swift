@@ -60,9 +60,9 @@ enum ConfigFile {
             throw ValueProblem(.invalidKey,
                 "'\(path)' is accessible by group or others (mode 0\(mode)); run: chmod 600 \(path)")
         }
-        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
+        let isSpace = ConfigValues.isSpace
         let trimmed = contents.bytes.drop(while: isSpace).reversed().drop(while: isSpace).reversed()
-        guard let bytes = ConfigBase64.decode(String(decoding: trimmed, as: UTF8.self)), bytes.count == 32 else {
+        guard let bytes = Base64.decode(String(decoding: trimmed, as: UTF8.self)), bytes.count == 32 else {
             throw ValueProblem(.invalidKey, "'\(path)' does not hold a base64 X25519 private key (32 bytes)")
         }
         return bytes

@@ -48,7 +48,7 @@ extension Config {
 
     static func validate(text: String, fileName: String) -> (config: Config?, errors: [ConfigError]) {
         if let problem = textProblem(Array(text.utf8), fileName: fileName) { return (nil, [problem]) }
-        if text.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
+        if text.utf8.allSatisfy(ConfigValues.isSpace) {
             return (nil, [ConfigError(file: fileName, line: 1, path: .root, kind: .missingKey,
                                       message: "the file is empty; a config needs at least a [router] table")])
         }

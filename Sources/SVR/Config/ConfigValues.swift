@@ -110,7 +110,7 @@ enum ConfigValues {
 
     /// Strict base64 of exactly 32 bytes.
     static func key(_ s: String, what: String) throws(ValueProblem) -> [UInt8] {
-        guard let bytes = ConfigBase64.decode(s) else {
+        guard let bytes = Base64.decode(s) else {
             throw ValueProblem(.invalidKey, "not a valid base64 X25519 \(what) (32 bytes)")
         }
         guard bytes.count == 32 else {
@@ -119,6 +119,8 @@ enum ConfigValues {
         return bytes
     }
 
+    /// Space, tab, LF or CR (TOML whitespace and line ends).
+    static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D }
     static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
     static func isAlnum(_ c: UInt8) -> Bool { isDigit(c) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) }
 }
