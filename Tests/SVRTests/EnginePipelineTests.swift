@@ -215,6 +215,13 @@ let marker: [UInt8] = Array("MARKER-0123456789-MARKER".utf8)
                 if case .drop = net.routers["B"]!.handleWAN(&p, interface: 0, now: net.now) {} else { Issue.record("accepted garbage") }
             }
         }
+        // Not addressed to one of B's waypoints.
+        let elsewhere = Pkt.udp(Topo.a, 20000, "198.51.100.99", 30001, [1, 2, 3])
+        let slot = PacketSlot(capacity: 1024)
+        withExtendedLifetime(slot) {
+            var p = try! slot.packet(headroom: 256, copying: elsewhere)
+            #expect(net.routers["B"]!.handleWAN(&p, interface: 0, now: net.now) == .drop(.notSVR))
+        }
         // A valid header from a stranger.
         let stranger = Pkt.udp("9.9.9.9", 20000, Topo.b, 30001, [1, 2, 3])
         #expect(net.injectWAN(stranger) == .drop(.unknownPeer))

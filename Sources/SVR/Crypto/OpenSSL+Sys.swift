@@ -217,62 +217,113 @@ struct CipherContext: ~Copyable {
 
 // MARK: - MAC context
 
-/// An HMAC `EVP_MAC_CTX` keyed once. Per message: `begin` (re-init with the same key),
-/// `update`s, `finish`. Not thread-safe: one per thread.
+/// HMAC (RFC 2104) over two digest contexts, one per pad, re-initialised per message with
+/// `EVP_DigestInit_ex2(ctx, NULL, NULL)` and fed the pad block. A new key is only two XORed
+/// pad blocks (no `EVP_MAC_init` parameter processing), which makes per-session keys cheap
+/// (the engine's cipher cache re-keys per session). Per message it hashes the pad blocks
+/// again instead of copying precomputed states. Note: OpenSSL 3.0 re-creates the provider's
+/// digest context on every init (one malloc/free per init, as `EVP_MAC`'s
+/// `EVP_MD_CTX_copy_ex` did); only a digest outside OpenSSL would avoid that. Not
+/// thread-safe: one per thread.
 struct MacContext: ~Copyable {
-    private let ctx: OpaquePointer
+    private let inner: OpaquePointer
+    private let outer: OpaquePointer
+    /// `blockSize` bytes of key ⊕ ipad, then `blockSize` bytes of key ⊕ opad.
+    private let pads: UnsafeMutableRawPointer
+    private let blockSize: Int
     /// Full digest length (32 for SHA-256, 20 for SHA-1).
     let digestLength: Int
 
     /// - Parameter digest: an OpenSSL digest name ("SHA256", "SHA1").
     init(digest: StaticString, key: [UInt8]) throws(CryptoError) {
-        guard let mac = EVP_MAC_fetch(nil, "HMAC", nil) else { throw OpenSSLSys.error(.macSetup) }
-        let ctx = EVP_MAC_CTX_new(mac)
-        EVP_MAC_free(mac)
-        guard let ctx else { throw OpenSSLSys.error(.macSetup) }
-        var params = [
-            OSSL_PARAM_construct_utf8_string(OpenSSLSys.cString("digest"), OpenSSLSys.cString(digest), 0),
-            OSSL_PARAM_construct_end(),
-        ]
-        let ok = key.withUnsafeBufferPointer { k in EVP_MAC_init(ctx, k.baseAddress, k.count, &params) == 1 }
-        guard ok else {
+        guard let md = EVP_MD_fetch(nil, OpenSSLSys.cString(digest), nil) else { throw OpenSSLSys.error(.macSetup) }
+        defer { EVP_MD_free(md) }
+        let i = EVP_MD_CTX_new(), o = EVP_MD_CTX_new()
+        guard let i, let o, EVP_DigestInit_ex2(i, md, nil) == 1, EVP_DigestInit_ex2(o, md, nil) == 1 else {
             let e = OpenSSLSys.error(.macSetup)
-            EVP_MAC_CTX_free(ctx)
+            EVP_MD_CTX_free(i)
+            EVP_MD_CTX_free(o)
             throw e
         }
-        self.ctx = ctx
-        self.digestLength = EVP_MAC_CTX_get_mac_size(ctx)
+        let block = Int(EVP_MD_get_block_size(md))
+        let size = Int(EVP_MD_get_size(md))
+        let p = UnsafeMutableRawPointer.allocate(byteCount: 2 * max(block, 64), alignment: 64)
+        let ok = key.withUnsafeBytes { k in
+            Self.fillPads(p, key: k.baseAddress ?? UnsafeRawPointer(p), count: k.count, blockSize: block, digestLength: size, hasher: i)
+        }
+        guard ok else {
+            p.deallocate()
+            EVP_MD_CTX_free(i)
+            EVP_MD_CTX_free(o)
+            throw OpenSSLSys.error(.macSetup)
+        }
+        inner = i
+        outer = o
+        blockSize = block
+        digestLength = size
+        pads = p
     }
 
-    deinit { EVP_MAC_CTX_free(ctx) }
+    deinit {
+        EVP_MD_CTX_free(inner)
+        EVP_MD_CTX_free(outer)
+        pads.deallocate()
+    }
 
-    /// Installs a new key (same digest); later messages use it.
+    /// Installs a new key (same digest); later messages use it. No allocation.
     @inline(__always)
     func rekey(_ key: UnsafeRawPointer, count: Int) throws(CryptoError) {
-        guard EVP_MAC_init(ctx, key.assumingMemoryBound(to: UInt8.self), count, nil) == 1 else {
+        guard Self.fillPads(pads, key: key, count: count, blockSize: blockSize, digestLength: digestLength, hasher: inner) else {
             throw OpenSSLSys.error(.macSetup)
         }
     }
 
+    /// Writes key ⊕ ipad and key ⊕ opad (RFC 2104; a key longer than a block is hashed first
+    /// with `hasher`).
+    private static func fillPads(_ pads: UnsafeMutableRawPointer, key: UnsafeRawPointer, count: Int, blockSize: Int,
+                                 digestLength: Int, hasher: OpaquePointer) -> Bool {
+        var hashed: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &hashed) { h in
+            var k = key
+            var n = count
+            if count > blockSize {
+                var len: UInt32 = 0
+                guard EVP_DigestInit_ex2(hasher, nil, nil) == 1, EVP_DigestUpdate(hasher, key, count) == 1,
+                      EVP_DigestFinal_ex(hasher, h.baseAddress!.assumingMemoryBound(to: UInt8.self), &len) == 1
+                else { return false }
+                k = UnsafeRawPointer(h.baseAddress!)
+                n = digestLength
+            }
+            for j in 0..<blockSize {
+                let byte = j < n ? k.load(fromByteOffset: j, as: UInt8.self) : 0
+                pads.storeBytes(of: byte ^ 0x36, toByteOffset: j, as: UInt8.self)
+                pads.storeBytes(of: byte ^ 0x5C, toByteOffset: blockSize + j, as: UInt8.self)
+            }
+            return true
+        }
+    }
+
     /// HMAC(key, a ‖ b ‖ suffix) into `scratch` (64 bytes). `suffix`, when given, is
-    /// appended as 8 bytes big-endian (the time window of §6.3). Re-inits with the same key
-    /// (`EVP_MAC_init(ctx, NULL, 0, NULL)`), so no allocation and no parameter lookup.
+    /// appended as 8 bytes big-endian (the time window of §6.3).
     @inline(__always)
     private func digest(_ a: UnsafeRawPointer, _ aCount: Int, _ b: UnsafeRawPointer?, _ bCount: Int,
                         suffix: UInt64?, into scratch: UnsafeMutableRawPointer) -> Bool {
-        var len = 0
-        guard EVP_MAC_init(ctx, nil, 0, nil) == 1,
-              EVP_MAC_update(ctx, a.assumingMemoryBound(to: UInt8.self), aCount) == 1
+        var len: UInt32 = 0
+        guard EVP_DigestInit_ex2(inner, nil, nil) == 1,
+              EVP_DigestUpdate(inner, pads, blockSize) == 1,
+              EVP_DigestUpdate(inner, a, aCount) == 1
         else { return false }
-        if let b, bCount > 0,
-           EVP_MAC_update(ctx, b.assumingMemoryBound(to: UInt8.self), bCount) != 1 { return false }
+        if let b, bCount > 0, EVP_DigestUpdate(inner, b, bCount) != 1 { return false }
         if let suffix {
-            let ok = withUnsafeBytes(of: suffix.bigEndian) { s in
-                EVP_MAC_update(ctx, s.baseAddress!.assumingMemoryBound(to: UInt8.self), 8) == 1
-            }
+            let ok = withUnsafeBytes(of: suffix.bigEndian) { s in EVP_DigestUpdate(inner, s.baseAddress!, 8) == 1 }
             if !ok { return false }
         }
-        return EVP_MAC_final(ctx, scratch.assumingMemoryBound(to: UInt8.self), &len, 64) == 1
+        let out = scratch.assumingMemoryBound(to: UInt8.self)
+        return EVP_DigestFinal_ex(inner, out, &len) == 1
+            && EVP_DigestInit_ex2(outer, nil, nil) == 1
+            && EVP_DigestUpdate(outer, pads + blockSize, blockSize) == 1
+            && EVP_DigestUpdate(outer, scratch, digestLength) == 1
+            && EVP_DigestFinal_ex(outer, out, &len) == 1
     }
 
     /// Writes the first `tagLength` bytes of HMAC(key, a ‖ b ‖ suffix) to `tag`.

@@ -151,34 +151,47 @@ public struct PayloadCipher: ~Copyable {
 extension PayloadCipher {
     /// Re-keys this cipher in place for another session key of the same suite: derives the
     /// subkeys with `deriver` (the same HKDF as `init(suite:key:)`) and re-initialises the
-    /// existing OpenSSL contexts, so switching sessions costs two or three HMACs and a key
-    /// schedule instead of new contexts (the engine's per-thread cipher cache uses this).
-    /// `key` points at 32 bytes. The IV pool and the GCM nonce counter carry on.
+    /// existing OpenSSL contexts, so switching sessions costs a few HMACs and key schedules
+    /// instead of new contexts. `key` points at 32 bytes. The IV pool and the GCM nonce
+    /// counter carry on.
     public mutating func rekey(_ key: UnsafeRawPointer, deriver: borrowing SubkeyDeriver) throws(CryptoError) {
+        var subkeys: (DigestScratch, DigestScratch) = ((0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0))
+        try withUnsafeMutableBytes(of: &subkeys) { (k) throws(CryptoError) in
+            try deriveSubkeys(key, deriver: deriver, into: k.baseAddress!)
+            try install(k.baseAddress!, sealing: true)
+            try install(k.baseAddress!, sealing: false)
+        }
+    }
+
+    /// Derives the subkeys of the 32-byte session key at `key` for this suite into `out`
+    /// (64 bytes: CBC encryption key then MAC key; GCM key then 32 unused bytes).
+    public func deriveSubkeys(_ key: UnsafeRawPointer, deriver: borrowing SubkeyDeriver,
+                              into out: UnsafeMutableRawPointer) throws(CryptoError) {
+        switch suite {
+        case .none:
+            return
+        case .aes256CbcHmacSha256_128:
+            try deriver.begin(key)
+            try deriver.expand(label: SubkeyDeriver.cbcLabel, into: out)
+            try deriver.expand(label: SubkeyDeriver.macLabel, into: out + 32)
+        case .aes256Gcm:
+            try deriver.begin(key)
+            try deriver.expand(label: SubkeyDeriver.gcmLabel, into: out)
+        }
+    }
+
+    /// Installs subkeys from `deriveSubkeys` into the sealing or the opening context only, so a
+    /// router that only seals (or only opens) a session's first packet sets up one key
+    /// schedule. For CBC the MAC key, shared by both directions, is installed too.
+    public mutating func install(_ subkeys: UnsafeRawPointer, sealing: Bool) throws(CryptoError) {
         switch engine {
         case .none:
             return
         case .cbc(let e):
-            var enc: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
-            var mac: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
-            try withUnsafeMutableBytes(of: &enc) { (k) throws(CryptoError) in
-                try withUnsafeMutableBytes(of: &mac) { (m) throws(CryptoError) in
-                    try deriver.begin(key)
-                    try deriver.expand(label: SubkeyDeriver.cbcLabel, into: k.baseAddress!)
-                    try deriver.expand(label: SubkeyDeriver.macLabel, into: m.baseAddress!)
-                    try e.encrypt.rekey(k.baseAddress!)
-                    try e.decrypt.rekey(k.baseAddress!)
-                    try e.mac.rekey(m.baseAddress!, count: 32)
-                }
-            }
+            if sealing { try e.encrypt.rekey(subkeys) } else { try e.decrypt.rekey(subkeys) }
+            try e.mac.rekey(subkeys + 32, count: 32)
         case .gcm(let e):
-            var k: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
-            try withUnsafeMutableBytes(of: &k) { (k) throws(CryptoError) in
-                try deriver.begin(key)
-                try deriver.expand(label: SubkeyDeriver.gcmLabel, into: k.baseAddress!)
-                try e.encrypt.rekey(k.baseAddress!)
-                try e.decrypt.rekey(k.baseAddress!)
-            }
+            if sealing { try e.encrypt.rekey(subkeys) } else { try e.decrypt.rekey(subkeys) }
         }
     }
 }

@@ -90,14 +90,22 @@ enum CreateResult {
     case failure(DropReason)
 }
 
-/// A payload cipher in the per-router cache, tagged with the session it is keyed for.
+/// A payload cipher in the per-router cache. Its sealing and opening contexts are keyed
+/// separately (tags: session index << 32 | generation), from subkeys derived once per session.
 final class CipherSlot {
-    var owner: UInt64 = .max
+    var sealOwner: UInt64 = .max
+    var openOwner: UInt64 = .max
+    /// The session whose subkeys `subkeys` holds.
+    var keysOwner: UInt64 = .max
+    let subkeys: UnsafeMutableRawPointer
     var cipher: PayloadCipher
 
     init() throws(CryptoError) {
         cipher = try PayloadCipher(suite: .none, key: SymmetricKey(bytes: [UInt8](repeating: 0, count: 32)))
+        subkeys = .allocate(byteCount: 64, alignment: 64)
     }
+
+    deinit { subkeys.deallocate() }
 }
 
 /// The SVR engine of one data-plane thread.
@@ -112,6 +120,8 @@ public final class SVRRouter: PacketEngine {
     let lanRoutes: ServiceRouteTable
     let lanInterface: LANInterfaceID
     let peerByAddress: [UInt32: Int]
+    /// This router's IPv4 waypoint addresses (WAN packets to anything else are not SVR).
+    let localAddresses: [UInt32]
     public let table: SessionTable
     /// The cipher suite that seals metadata payload-TLV sections.
     public static let metadataSuite = CipherSuite.aes256Gcm
@@ -206,6 +216,7 @@ public final class SVRRouter: PacketEngine {
         }
         peers = ps
         peerByAddress = byAddress
+        localAddresses = config.interfaces.compactMap { if case .v4(let a) = $0.address { a.value } else { nil } }
 
         // Tenants and services.
         tenantNames = config.tenants.map(\.name)
@@ -423,24 +434,41 @@ public final class SVRRouter: PacketEngine {
                 p.load(fromByteOffset: 16, as: UInt64.self), p.load(fromByteOffset: 24, as: UInt64.self))
     }
 
-    /// The cache slot of session `i`, keyed for it (creates the cipher on a miss).
+    /// The cache slot of session `i`, its sealing (or opening) context keyed for it. A miss
+    /// derives the session's subkeys once and installs only the direction needed; a slot used
+    /// for another suite before gets new contexts (allocates, once per slot and suite).
     @inline(__always)
-    func cipherSlot(_ i: Int) throws(CryptoError) -> CipherSlot {
+    func cipherSlot(_ i: Int, sealing: Bool) throws(CryptoError) -> CipherSlot {
         let e = extras[i]
         let slot = cipherSlots[i & cipherMask]
         let tag = UInt64(i) << 32 | UInt64(e.generation)
-        if slot.owner != tag {
-            slot.owner = .max
-            let suite = CipherSuite(rawValue: e.suite) ?? .none
-            let key = (e.key0, e.key1, e.key2, e.key3)
-            if slot.cipher.suite == suite {
-                try withUnsafeBytes(of: key) { (k) throws(CryptoError) in try slot.cipher.rekey(k.baseAddress!, deriver: deriver) }
-            } else {
-                // First use of this slot for the suite: new contexts (allocates, once per slot and suite).
-                slot.cipher = try PayloadCipher(suite: suite, key: SymmetricKey(bytes: withUnsafeBytes(of: key) { Array($0) }))
-            }
-            slot.owner = tag
+        if (sealing ? slot.sealOwner : slot.openOwner) == tag { return slot }
+        let suite = CipherSuite(rawValue: e.suite) ?? .none
+        let key = (e.key0, e.key1, e.key2, e.key3)
+        if slot.cipher.suite != suite {
+            slot.sealOwner = .max
+            slot.openOwner = .max
+            slot.keysOwner = .max
+            slot.cipher = try PayloadCipher(suite: suite, key: SymmetricKey(bytes: withUnsafeBytes(of: key) { Array($0) }))
+            slot.sealOwner = tag
+            slot.openOwner = tag
+            return slot
         }
+        if slot.keysOwner != tag {
+            slot.keysOwner = .max
+            try withUnsafeBytes(of: key) { (k) throws(CryptoError) in
+                try slot.cipher.deriveSubkeys(k.baseAddress!, deriver: deriver, into: slot.subkeys)
+            }
+            slot.keysOwner = tag
+        }
+        if sealing { slot.sealOwner = .max } else { slot.openOwner = .max }
+        try slot.cipher.install(slot.subkeys, sealing: sealing)
+        // CBC's MAC key is shared by both directions: the other one is now someone else's.
+        if suite == .aes256CbcHmacSha256_128 {
+            if sealing, slot.openOwner != tag { slot.openOwner = .max }
+            if !sealing, slot.sealOwner != tag { slot.sealOwner = .max }
+        }
+        if sealing { slot.sealOwner = tag } else { slot.openOwner = tag }
         return slot
     }
 
@@ -596,7 +624,7 @@ public final class SVRRouter: PacketEngine {
         let room = packet.capacity - packet.offset - layout.payloadOffset
         guard room >= n + (CipherSuite(rawValue: extras[i].suite)?.maxOverhead ?? 48) + peer.auth.trailerLength else { return nil }
         do {
-            let slot = try cipherSlot(i)
+            let slot = try cipherSlot(i, sealing: true)
             return try slot.cipher.seal(inPlace: UnsafeMutableRawBufferPointer(start: packet.slot + packet.offset + layout.payloadOffset,
                                                                                 count: room), plaintextLength: n)
         } catch { return nil }
@@ -755,6 +783,7 @@ public final class SVRRouter: PacketEngine {
         }
         let src = ld32(base, 12), dst = ld32(base, 16)
         let sp = ld16(base, l4), dp = ld16(base, l4 + 2)
+        guard localAddresses.contains(dst) else { return .drop(.notSVR) }
         guard let pi = peerByAddress[src] else { return .drop(.unknownPeer) }
         let peer = peers[pi]
         let bodyStart = l4 + l4Len
@@ -883,7 +912,7 @@ public final class SVRRouter: PacketEngine {
         var payLen = bodyLen
         if extras[i].flags & SessionExtra.encrypt != 0 {
             do {
-                let slot = try cipherSlot(i)
+                let slot = try cipherSlot(i, sealing: false)
                 payLen = try slot.cipher.open(inPlace: UnsafeMutableRawBufferPointer(start: base + bodyStart, count: bodyLen),
                                               sealedLength: bodyLen)
             } catch { return .drop(.decryptFailed) }
