@@ -221,11 +221,30 @@ final class Daemon {
             }
         }
 
+        let watchdogMs = SystemdNotify.watchdogMilliseconds
+        let housekeepingMs = min(2000, max((watchdogMs ?? 4000) / 2, 100))
+        var lastHeartbeat = control.heartbeat.load(ordering: .relaxed)
+        if let watchdogMs {
+            SystemdNotify.send("WATCHDOG=1")
+            logger.info("systemd watchdog", metadata: ["interval-ms": "\(watchdogMs)"])
+        }
+
         // 5. wait for a stop signal
         while true {
             // Every 2 s without a signal: put the routes back if the TUN went down and up.
-            guard let sig = Signals.wait(seconds: 2) else {
+            guard let sig = Signals.wait(milliseconds: housekeepingMs) else {
                 host.watchTUN()
+                // The watchdog is fed only while the data-plane loop turns: a hung data
+                // plane gets svrd restarted by systemd (WatchdogSec=).
+                if watchdogMs != nil {
+                    let beat = control.heartbeat.load(ordering: .relaxed)
+                    if beat != lastHeartbeat {
+                        SystemdNotify.send("WATCHDOG=1")
+                        lastHeartbeat = beat
+                    } else {
+                        logger.error("the data plane has not turned since the last watchdog check; not feeding the watchdog")
+                    }
+                }
                 continue
             }
             if sig == SIGHUP {

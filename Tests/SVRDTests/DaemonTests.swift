@@ -115,7 +115,8 @@ import Testing
                 let n = recv(fd, &buf, buf.count, 0)
                 return n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : ""
             }
-            let p = try DaemonProcess(namespace: ns.name, command: ["env", "NOTIFY_SOCKET=\(path)", svrdBinary, "run", "--config", config],
+            let p = try DaemonProcess(namespace: ns.name, command: ["env", "NOTIFY_SOCKET=\(path)", "WATCHDOG_USEC=400000",
+                                                                   svrdBinary, "run", "--config", config],
                                       logFile: "\(dir.path)/log")
             defer { p.kill() }
             let ready = receive()
@@ -123,8 +124,15 @@ import Testing
             // Ready means forwarding: the TUN, the table and the control socket exist.
             #expect(ns.svrdObjects(tun: tun).nftTables == 1)
             #expect(ns.sh("\(svrdBinary) ping --socket \(dir.path)/ctl/svrd.sock").status == 0)
+            // The watchdog (400 ms) is fed while the data plane turns: at least 3 in a second.
+            var fed = 0
+            let start = time(nil)
+            while time(nil) - start < 2 && fed < 3 { if receive() == "WATCHDOG=1" { fed += 1 } }
+            #expect(fed >= 3)
             p.signal(SIGTERM)
-            #expect(receive() == "STOPPING=1")
+            var last = ""
+            for _ in 0..<50 where last != "STOPPING=1" { last = receive() }
+            #expect(last == "STOPPING=1")
             #expect(p.wait() == 0)
         }
     }

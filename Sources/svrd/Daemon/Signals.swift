@@ -24,12 +24,12 @@ enum Signals {
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
-    /// Waits at most `seconds` for one of the handled signals; nil when none came.
-    static func wait(seconds: Int) -> Int32? {
+    /// Waits at most `milliseconds` for one of the handled signals; nil when none came.
+    static func wait(milliseconds: Int) -> Int32? {
         var set = sigset_t()
         sigemptyset(&set)
         for s in handled { sigaddset(&set, s) }
-        var ts = timespec(tv_sec: seconds, tv_nsec: 0)
+        var ts = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
         let r = sigtimedwait(&set, nil, &ts)
         return r > 0 ? r : nil
     }
@@ -45,6 +45,14 @@ enum Signals {
 }
 
 enum SystemdNotify {
+    /// The watchdog interval systemd asks for (`WatchdogSec=` → $WATCHDOG_USEC), in
+    /// milliseconds, when it is meant for this process ($WATCHDOG_PID unset or ours).
+    static var watchdogMilliseconds: Int? {
+        guard let raw = getenv("WATCHDOG_USEC"), let usec = Int(String(cString: raw)), usec > 0 else { return nil }
+        if let pid = getenv("WATCHDOG_PID"), Int32(String(cString: pid)) != getpid() { return nil }
+        return max(usec / 1000, 1)
+    }
+
     /// Sends `state` to $NOTIFY_SOCKET; does nothing when it is not set. Returns false on failure.
     @discardableResult
     static func send(_ state: String) -> Bool {
