@@ -73,13 +73,15 @@ import Testing
         #expect(table.chains.map(\.name) == ["wan_prerouting", "wan_output", "lan_prerouting", "lan_output",
                                              "mss_forward", "mss_output", "nat_postrouting"])
         // One port set per interface: its own range (or the default) and 1280.
-        #expect(table.sets.map(\.name) == ["waypoint_ports_0", "waypoint_ports_1"])
-        #expect(table.sets[0].elements == [.portRange(20000...29999), .port(1280)])
-        #expect(table.sets[1].elements == [.portRange(16384...65535), .port(1280)])
+        #expect(table.sets.map(\.name) == ["peer_waypoints", "waypoint_ports_0", "waypoint_ports_1"])
+        #expect(!table.sets[0].elements.isEmpty && table.sets[0].keyType == .ipv4Address)
+        #expect(table.sets[1].elements == [.portRange(20000...29999), .port(1280)])
+        #expect(table.sets[2].elements == [.portRange(16384...65535), .port(1280)])
         let pre = table.chains[0]
         #expect(pre.hook?.priority == -300 && pre.hook?.hook == .prerouting)
         #expect(pre.rules.count == 4)
-        #expect(pre.rules[0].matches == [.destinationAddress(.address(NftAddress(203, 0, 113, 10))), .destinationPort(.udp, .set("waypoint_ports_0"))])
+        #expect(pre.rules[0].matches == [.sourceAddress(.set("peer_waypoints")), .destinationAddress(.address(NftAddress(203, 0, 113, 10))),
+                                         .destinationPort(.udp, .set("waypoint_ports_0"))])
         #expect(pre.rules[0].statements == [.counter, .drop])
         #expect(table.chains[1].rules.allSatisfy { $0.statements == [.notrack] })
         let marks = table.chains[2].rules

@@ -280,15 +280,27 @@ final class HostState {
         var sets: [NftSet] = []
         var wanIn: [NftRule] = []
         var wanOut: [NftRule] = []
+        // Only traffic from (to) configured peer waypoints is taken away from the host: the
+        // waypoint port range overlaps the host's ephemeral ports, and the host's own
+        // connections from the same address must keep working (docs/architecture.md).
+        var peerWaypoints: [NftSetElement] = []
+        for p in config.peers {
+            for w in p.waypoints where w.address.isIPv4 {
+                if let a = NftAddress("\(w.address)"), !peerWaypoints.contains(.address(a)) { peerWaypoints.append(.address(a)) }
+            }
+        }
+        sets.append(NftSet(name: "peer_waypoints", keyType: .ipv4Address, interval: false, elements: peerWaypoints))
         for (n, i) in config.interfaces.enumerated() where i.address.isIPv4 {
             guard let a = NftAddress("\(i.address)") else { continue }
             let set = "waypoint_ports_\(n)"
             sets.append(NftSet(name: set, keyType: .inetService, interval: true,
                                elements: waypointPorts(i).map { $0.lowerBound == $0.upperBound ? .port($0.lowerBound) : .portRange($0) }))
             for proto in [NftPortProtocol.udp, .tcp] {
-                wanIn.append(NftRule(tag: "wan-in \(i.name)", [.destinationAddress(.address(a)), .destinationPort(proto, .set(set))],
+                wanIn.append(NftRule(tag: "wan-in \(i.name)", [.sourceAddress(.set("peer_waypoints")), .destinationAddress(.address(a)),
+                                                                    .destinationPort(proto, .set(set))],
                                      then: [.counter, .drop]))
-                wanOut.append(NftRule(tag: "wan-out \(i.name)", [.sourceAddress(.address(a)), .sourcePort(proto, .set(set))],
+                wanOut.append(NftRule(tag: "wan-out \(i.name)", [.sourceAddress(.address(a)), .destinationAddress(.set("peer_waypoints")),
+                                                                      .sourcePort(proto, .set(set))],
                                       then: [.notrack]))
             }
         }
