@@ -82,5 +82,9 @@ let package = Package(
             name: "SVRTests",
             dependencies: ["SVR", "TestSupport"],
             swiftSettings: swiftSettings),
+        .testTarget(
+            name: "E2ETests",
+            dependencies: ["TestSupport"],
+            swiftSettings: swiftSettings),
     ]
 )

@@ -131,28 +131,9 @@ wait_for() {     # wait_for SECONDS CMD...: until CMD succeeds
   done
 }
 
-# Number of drops counted under "not-allowed" by a router (0 if none yet).
+# Number of drops counted under "not-allowed" by a router (-1 if unreadable).
 not_allowed_drops() {
-  show "$1" "$2" stats --json 2>/dev/null | python3 -c '
-import json, re, sys
-try:
-    doc = json.load(sys.stdin)
-except Exception:
-    print(-1); sys.exit()
-found = []
-def walk(o, key=""):
-    if isinstance(o, dict):
-        # {"reason": "not-allowed", "packets": N} style
-        if str(o.get("reason", "")).lower().replace("_", "-") in ("not-allowed", "notallowed"):
-            for k in ("packets", "count", "value", "drops"):
-                if isinstance(o.get(k), int): found.append(o[k]); return
-        for k, v in o.items(): walk(v, k)
-    elif isinstance(o, list):
-        for v in o: walk(v, key)
-    elif isinstance(o, int) and re.sub(r"[^a-z]", "", key.lower()) in ("notallowed", "dropsnotallowed", "dropnotallowed"):
-        found.append(o)
-walk(doc)
-print(sum(found))'
+  show "$1" "$2" stats --json 2>/dev/null | python3 "$ROOT/deploy/lab/dropcount.py" not-allowed 2>/dev/null || echo -1
 }
 
 # ---- steps --------------------------------------------------------------------------------
