@@ -86,5 +86,9 @@ let package = Package(
             name: "E2ETests",
             dependencies: ["TestSupport"],
             swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SVRDTests",
+            dependencies: ["SVR", "TestSupport"],
+            swiftSettings: swiftSettings),
     ]
 )

@@ -21,6 +21,10 @@ enum NftExpr: Hashable {
     case metaLoad(MetaKey)
     case metaSet(MetaKey)
     case ctState
+    /// reg1 = ct mark
+    case ctMarkLoad
+    /// ct mark = reg1
+    case ctMarkSet
     /// Set membership (`inverted`: not a member, NFT_LOOKUP_F_INV).
     case lookup(set: String, setID: UInt32, inverted: Bool)
     /// reg1 outside [from, to] (NFT_RANGE_NEQ; a positive range is two cmps, as nft emits)
@@ -332,6 +336,9 @@ struct NftCompiler {
         case .ctState(let st):
             s.expressions += [.ctState, .bitwise(mask: st.rawValue.hostBytes, xor: [0, 0, 0, 0])]
             s.decide([0, 0, 0, 0], .neq)
+        case .ctMark(let v):
+            s.expressions.append(.ctMarkLoad)
+            s.decide(v.hostBytes)
         case .tcpSyn: tcpSyn(&s)
         case .not(let inner):
             guard !s.negate else { throw fail("chain \(chain): nested .not") }
@@ -354,6 +361,7 @@ struct NftCompiler {
             if case .jump = st { s.expressions.append(.verdict(.jump, chain: c)) }
             else { s.expressions.append(.verdict(.goto, chain: c)) }
         case .setMark(let v): s.expressions += [.immediate(v.hostBytes), .metaSet(.mark)]
+        case .setCtMark(let v): s.expressions += [.immediate(v.hostBytes), .ctMarkSet]
         case .masquerade: s.expressions.append(.masquerade)
         case .snat(let a):
             if (table.family == .ip && !a.isIPv4) || (table.family == .ip6 && a.isIPv4) {

@@ -332,6 +332,10 @@ enum NftEncoder {
             return make("meta", [(NFTNL_EXPR_META_KEY, key.c), (NFTNL_EXPR_META_SREG, reg1)])
         case .ctState:
             return make("ct", [(NFTNL_EXPR_CT_KEY, NFT_CT_STATE.rawValue), (NFTNL_EXPR_CT_DREG, reg1)])
+        case .ctMarkLoad:
+            return make("ct", [(NFTNL_EXPR_CT_KEY, NFT_CT_MARK.rawValue), (NFTNL_EXPR_CT_DREG, reg1)])
+        case .ctMarkSet:
+            return make("ct", [(NFTNL_EXPR_CT_KEY, NFT_CT_MARK.rawValue), (NFTNL_EXPR_CT_SREG, reg1)])
         case .lookup(let set, let id, let inverted):
             let flags = inverted ? [(NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV.rawValue)] : []
             return make("lookup", [(NFTNL_EXPR_LOOKUP_SREG, reg1), (NFTNL_EXPR_LOOKUP_SET_ID, id)] + flags,

@@ -150,6 +150,8 @@ public enum NftMatch: Hashable, Sendable {
     case mark(UInt32)
     /// `ct state s1,s2` (any of)
     case ctState(NftCtState)
+    /// `ct mark M` (the connection's conntrack mark)
+    case ctMark(UInt32)
     /// `tcp flags syn` (SYN set; adds `meta l4proto tcp`)
     case tcpSyn
     /// The negation of a match (`!=`, `!= @set`): its protocol dependencies still hold, e.g.
@@ -169,6 +171,8 @@ public enum NftStatement: Hashable, Sendable {
     case goto(String)
     /// `meta mark set M`
     case setMark(UInt32)
+    /// `ct mark set M` (marks the connection; its later packets, both ways, match `.ctMark`)
+    case setCtMark(UInt32)
     /// `masquerade` (nat postrouting)
     case masquerade
     /// `snat ip|ip6 to ADDRESS` (nat postrouting)

@@ -144,22 +144,8 @@ public struct TunQueue: ~Copyable, Sendable {
     /// indefinitely). Millisecond resolution; a positive timeout under 1 ms waits 1 ms. A
     /// signal interrupting the wait (EINTR) ends it early as `.timedOut`.
     public func wait(timeout: Duration?) throws(TunError) -> WaitResult {
-        let ms: Int32
-        if let timeout {
-            let (s, atto) = timeout.components
-            if s < 0 || (s == 0 && atto <= 0) {
-                ms = 0
-            } else {
-                let total = s * 1000 + (atto + 999_999_999_999_999) / 1_000_000_000_000_000
-                ms = Int32(clamping: total)
-            }
-        } else {
-            ms = -1
-        }
-        let r = TunSys.poll(fd: fd, wakeFD: wakeup?.fd ?? -1, timeoutMilliseconds: ms)
-        if r < 0 { throw TunError(.waitFailed, operation: "poll", device: deviceName, errno: -r) }
-        if r & TunSys.pollWoken != 0 { return .woken }
-        if r & TunSys.pollReadable != 0 { return .readable }
-        return .timedOut
+        let (result, e) = TunSys.wait(fd: fd, wakeFD: wakeup?.fd ?? -1, timeout: timeout)
+        guard let result else { throw TunError(.waitFailed, operation: "poll", device: deviceName, errno: e) }
+        return result
     }
 }

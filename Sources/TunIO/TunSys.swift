@@ -100,6 +100,30 @@ enum TunSys {
         }
     }
 
+    /// The blocking wait of a data-plane thread (`TunQueue.wait`, `WanReceiver.wait`): polls
+    /// `fd` and, if >= 0, `wakeFD` for up to `timeout` (nil: indefinitely; millisecond
+    /// resolution, a positive timeout under 1 ms waits 1 ms). Returns the result, or nil and
+    /// the errno. The wakeup is checked first: shutdown wins over pending packets.
+    static func wait(fd: Int32, wakeFD: Int32, timeout: Duration?) -> (TunQueue.WaitResult?, errno: Int32) {
+        let ms: Int32
+        if let timeout {
+            let (s, atto) = timeout.components
+            if s < 0 || (s == 0 && atto <= 0) {
+                ms = 0
+            } else {
+                let total = s * 1000 + (atto + 999_999_999_999_999) / 1_000_000_000_000_000
+                ms = Int32(clamping: total)
+            }
+        } else {
+            ms = -1
+        }
+        let r = poll(fd: fd, wakeFD: wakeFD, timeoutMilliseconds: ms)
+        if r < 0 { return (nil, -r) }
+        if r & pollWoken != 0 { return (.woken, 0) }
+        if r & pollReadable != 0 { return (.readable, 0) }
+        return (.timedOut, 0)
+    }
+
     /// Result bits of `poll(fd:wakeFD:timeoutMilliseconds:)`.
     static let pollReadable: Int32 = 1
     static let pollWoken: Int32 = 2

@@ -1,0 +1,240 @@
+// `svrd run --config FILE`: the daemon, in the foreground (systemd Type=notify).
+//
+// Order (each step only after the previous one succeeded; on failure everything created so
+// far is removed again, in reverse order):
+//   1. load and validate the config — on errors print exactly what `svrd check` prints and
+//      exit 1 having created nothing;
+//   2. preconditions, still creating nothing: CAP_NET_ADMIN + CAP_NET_RAW (exit 3), the TUN
+//      clone device (exit 4), no other svrd on the control socket (exit 6), the LAN device
+//      name not taken (exit 5);
+//   3. remove leftovers of a killed svrd; create the TUN; address, routes, return path,
+//      nftables table (HostState); WAN receivers and senders; control socket;
+//   4. start the data-plane thread; READY=1 once it runs;
+//   5. wait for SIGTERM/SIGINT; STOPPING=1; stop the threads; remove everything.
+
+import ArgumentParser
+import Glibc
+import Logging
+import Netlink
+import SVR
+import TunIO
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the router in the foreground until SIGTERM or SIGINT.",
+        discussion: "Validates the config first (nothing is created if it has errors), then creates the LAN TUN, routes, the return-path rule and the nftables table 'inet svrd', opens the WAN interfaces and forwards. Everything is removed on stop. Exit status: 0 stopped cleanly, 1 config errors, 3 not root, 4 no /dev/net/tun, 5 LAN device name taken, 6 already running, 7 setup failed, 9 data plane failed.")
+
+    @Option(name: .long, help: ArgumentHelp("The TOML configuration file.", valueName: "file"))
+    var config: String = "/etc/svrd/svrd.toml"
+
+    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    var logLevel: String = "info"
+
+    @Option(name: .long, help: .hidden)
+    var tunClonePath: String = "/dev/net/tun"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    func run() throws {
+        // 1. config
+        let loaded: Config
+        do throws(ConfigErrors) {
+            loaded = try Config.load(path: config)
+        } catch {
+            let text = error.errors.map { "\($0)\n" }.joined()
+            CheckCommand.writeStandardError(text)
+            let n = error.errors.count
+            CheckCommand.writeStandardError("\(config): \(n) error\(n == 1 ? "" : "s")\n")
+            throw ExitCode(1)
+        }
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "svrd")
+        Signals.block()
+        do {
+            try Daemon(config: loaded, configPath: config, clonePath: tunClonePath, logger: logger).run()
+        } catch {
+            logger.error("svrd stopped with an error", metadata: ["error": "\(error.message)"])
+            throw error.report()
+        }
+    }
+}
+
+/// One run of the daemon (main thread).
+final class Daemon {
+    let config: Config
+    let configPath: String
+    let clonePath: String
+    let logger: Logger
+
+    init(config: Config, configPath: String, clonePath: String, logger: Logger) {
+        self.config = config
+        self.configPath = configPath
+        self.clonePath = clonePath
+        self.logger = logger
+    }
+
+    func run() throws(DaemonFailure) {
+        // 2. preconditions
+        try Self.checkPrivileges()
+        guard access(clonePath, F_OK) == 0 else {
+            throw DaemonFailure(.tunUnavailable, "\(clonePath) does not exist: load the tun module (modprobe tun) or, in a container, pass the device in (--device /dev/net/tun)")
+        }
+        let socketPath = config.control.socketPath
+        if access(socketPath, F_OK) == 0, (try? ControlClient.request(path: socketPath, words: ["ping"], timeoutMs: 300)) != nil {
+            throw DaemonFailure(.alreadyRunning, "another svrd is running (it answers on \(socketPath)); stop it first")
+        }
+        let host = try HostState(config: config, logger: logger)
+        try host.checkLANDeviceFree()
+        try host.checkWANInterfaces()
+
+        let r = config.router
+        logger.notice("svrd starting", metadata: [
+            "router": "\(r.name)", "config": "\(configPath)", "tun": "\(r.lanDevice)", "mtu": "\(r.mtu)",
+            "interfaces": "\(config.interfaces.map(\.name).joined(separator: ","))", "peers": "\(config.peers.count)",
+            "services": "\(config.services.count)", "pid": "\(getpid())"])
+
+        // 3. host objects
+        host.removeLeftovers()
+        var device: TunDevice
+        do {
+            device = try TunDevice(TunConfiguration(name: r.lanDevice, clonePath: clonePath, queues: 1, mtu: r.mtu))
+        } catch {
+            switch error.kind {
+            case .tunUnavailable: throw DaemonFailure(.tunUnavailable, "cannot open \(clonePath): \(error)")
+            case .permissionDenied: throw DaemonFailure(.notPermitted, "cannot create the TUN \(r.lanDevice): \(error)")
+            case .nameInUse: throw DaemonFailure(.deviceTaken, "LAN device name '\(r.lanDevice)' is in use: \(error)")
+            default: throw DaemonFailure(.setup, "cannot create the TUN \(r.lanDevice): \(error)")
+            }
+        }
+        let tunName = device.name
+        guard let queue = device.takeQueue(0) else { throw DaemonFailure(.setup, "TUN \(tunName) has no queue") }
+        let tun = TunBox(queue)
+        device.close()
+
+        var controlServer: ControlServer?
+        var thread: PosixThread?
+        let control = try DataPlaneControl()
+        defer {
+            // 5. (also after a failed start) stop threads, then remove host objects.
+            control.stop()
+            thread?.join()
+            controlServer?.stop()
+            host.remove()
+        }
+        try host.install(tunName: tunName)
+
+        var receivers: [ReceiverBox] = []
+        var senders: [SenderBox?] = []
+        for (k, i) in config.interfaces.enumerated() {
+            guard case .v4(let a) = i.address else {
+                logger.warning("IPv6 WAN interfaces are not supported yet; interface not used", metadata: ["interface": "\(i.name)"])
+                senders.append(nil)
+                continue
+            }
+            do {
+                let filter = try WanFilter.ipv4(destination: a.value, ports: HostState.waypointPorts(i))
+                var rx = try WanReceiver(interface: i.name, filter: filter)
+                rx.wakeup = control.wakeup
+                receivers.append(ReceiverBox(rx, interface: k))
+                senders.append(SenderBox(try WanSender(interface: i.name)))
+            } catch {
+                if error.kind == .permissionDenied { throw DaemonFailure(.notPermitted, "\(error)") }
+                throw DaemonFailure(.setup, "cannot open WAN interface \(i.name): \(error)")
+            }
+            logger.info("WAN interface open", metadata: ["interface": "\(i.name)", "waypoint": "\(i.address)",
+                                                        "ports": "\(HostState.waypointPorts(i).map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ","))"])
+        }
+
+        let handlerConfig = config
+        do {
+            controlServer = try ControlServer(path: socketPath) { words in
+                ControlAPI.handle(words, control: control, config: handlerConfig)
+            }
+        } catch {
+            throw DaemonFailure(.setup, "\(error)")
+        }
+        logger.info("control socket listening", metadata: ["socket": "\(socketPath)"])
+
+        // 4. data plane
+        let receiverCount = receivers.count
+        let plane = DataPlane(control: control, engine: makeEngine(config: config), logger: logger, tun: tun,
+                              receivers: receivers, senders: senders, interfaceNames: config.interfaces.map(\.name),
+                              maxPacketSize: max(r.mtu, 1500))
+        do {
+            thread = try PosixThread(name: "svr-data") { plane.run() }
+        } catch {
+            throw DaemonFailure(.setup, "\(error)")
+        }
+        for _ in 0..<2000 where !control.running.load(ordering: .acquiring) && !control.failed.load(ordering: .acquiring) {
+            usleep(1000)
+        }
+        guard control.running.load(ordering: .acquiring) else {
+            throw DaemonFailure(.runtime, "the data plane did not start")
+        }
+        SystemdNotify.send("READY=1\nSTATUS=forwarding on \(tunName)\nMAINPID=\(getpid())")
+        logger.notice("svrd running", metadata: ["tun": "\(tunName)", "wan-receivers": "\(receiverCount)",
+                                                 "socket": "\(socketPath)"])
+
+        // 5. wait for a stop signal
+        while true {
+            let sig = Signals.wait()
+            if sig == SIGHUP {
+                logger.warning("SIGHUP: configuration reload is not implemented yet; restart svrd to apply changes")
+                continue
+            }
+            if control.failed.load(ordering: .acquiring) {
+                SystemdNotify.send("STOPPING=1")
+                throw DaemonFailure(.runtime, "the data plane failed; stopping (see the previous log line)")
+            }
+            logger.notice("stopping", metadata: ["signal": "\(Signals.name(sig))"])
+            break
+        }
+        SystemdNotify.send("STOPPING=1")
+        control.stop()
+        thread?.join()
+        thread = nil
+        controlServer?.stop()
+        controlServer = nil
+        host.remove()
+        logger.notice("svrd stopped")
+    }
+
+    /// Root, or at least CAP_NET_ADMIN and CAP_NET_RAW in the effective set.
+    static func checkPrivileges() throws(DaemonFailure) {
+        if geteuid() == 0 { return }
+        var effective: UInt64 = 0
+        if let f = fopen("/proc/self/status", "r") {
+            defer { fclose(f) }
+            var line = [CChar](repeating: 0, count: 512)
+            while fgets(&line, Int32(line.count), f) != nil {
+                let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if s.hasPrefix("CapEff:") {
+                    effective = UInt64(s.dropFirst(7).trimmingCharacters(in: " \t\n"), radix: 16) ?? 0
+                }
+            }
+        }
+        let needed: UInt64 = (1 << 12) | (1 << 13)  // CAP_NET_ADMIN, CAP_NET_RAW
+        guard effective & needed == needed else {
+            throw DaemonFailure(.notPermitted, "svrd run must run as root (it needs CAP_NET_ADMIN and CAP_NET_RAW to create the TUN, routes, nftables rules and WAN sockets)")
+        }
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let c = s.first, set.contains(c) { s.removeFirst() }
+        while let c = s.last, set.contains(c) { s.removeLast() }
+        return String(s)
+    }
+}
