@@ -41,6 +41,9 @@ struct CapturedPacket {
         payload.count >= svrCookie.count && payload.prefix(svrCookie.count).elementsEqual(svrCookie)
     }
 
+    /// svrd's path monitoring (BFD) and firewall detector: UDP port 1280 (docs/operations.md).
+    var isPathMonitoring: Bool { isUDP && (sourcePort == 1280 || destinationPort == 1280) }
+
     /// The directional flow key "src:sport>dst:dport/proto".
     var flow: String {
         "\(dotted(source)):\(sourcePort)>\(dotted(destination)):\(destinationPort)/\(ipProtocol)"

@@ -41,7 +41,7 @@ fail() { printf '  %s✘ %s%s\n' "$R" "$*" "$N" >&2; exit 1; }
 indent() { sed 's/^/    /'; }
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-ns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
+ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
 
 # ---- teardown (also on failure and Ctrl-C) -------------------------------------------------
 PIDS=()          # processes this script started (daemons and servers), by PID
@@ -85,7 +85,7 @@ on_exit() {
   fi
   printf '\n%s== teardown%s\n' "$B" "$N"
   teardown
-  local left; left=$(ip netns list | awk '{print $1}' | grep -c '^svrlab-' || true)
+  local left; left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -c '^svrlab-' || true)
   if [[ "$left" == 0 ]]; then ok "namespaces, daemons and servers removed"; else printf '  ✘ %s svrlab namespaces left\n' "$left"; fi
   if [[ $rc -eq 0 ]]; then printf '\n%s%sAll checks passed.%s\n' "$B" "$G" "$N"
   else printf '\n%s%sLab FAILED at step %d (exit %d).%s\n' "$B" "$R" "$STEP" "$rc" "$N" >&2; fi
@@ -261,13 +261,10 @@ start_daemons() {
     done
     ok "svrd $name up (pid $pid): $(ip -n "$ns" -br addr show svr0 | awk '{print $1, $2, $3}')"
   done
-  # B returns the server's replies into its TUN through the route of its branch-lan service
-  if ! ip -n svrlab-b route show 10.1.0.0/24 | grep -q svr0; then
-    info "svrd did not route 10.1.0.0/24 into svr0 on B; adding it (return path)"
-    ip -n svrlab-b route replace 10.1.0.0/24 dev svr0
-  fi
-  info "A routes: $(ip -n svrlab-a route show dev svr0 | tr '\n' ';')"
-  info "B routes: $(ip -n svrlab-b route show dev svr0 | tr '\n' ';')"
+  ip -n svrlab-a route show 10.100.0.0/24 | grep -q 'dev svr0' || fail "svrd did not route 10.100.0.0/24 into svr0 on A"
+  ok "A routes the cloud services into svr0: $(ip -n svrlab-a route show dev svr0 | tr '\n' ' ')"
+  nsx svrlab-b nft list table inet svrd >/dev/null 2>&1 || fail "no nftables table inet svrd on B"
+  ok "B has its nftables table inet svrd (waypoint ports silenced, return path marked)"
 }
 
 demo_ping() {
