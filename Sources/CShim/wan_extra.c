@@ -69,8 +69,8 @@ int svr_wan_packet_open(int ifindex, uint16_t ethertype, const svr_bpf_insn *fil
     return fd;
 }
 
-int svr_wan_raw_open(const char *ifname, int sndbuf, int *step) {
-    int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+int svr_wan_raw_open(int ipv6, const char *ifname, int sndbuf, int *step) {
+    int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
     if (fd < 0) return fail(-1, step, SVR_WAN_STEP_SOCKET, -errno);
     if (ifname && ifname[0]) {
         size_t len = strlen(ifname);

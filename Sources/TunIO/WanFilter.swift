@@ -82,43 +82,61 @@ public struct WanFilter: Sendable, Equatable {
         destination address: UInt32, protocols: WanProtocols = [.udp, .tcp],
         ports: [ClosedRange<UInt16>] = defaultPorts
     ) throws(WanIOError) -> WanFilter {
+        let numbers = try check(protocols, ports)
+        var p = ProgramBuilder()
+        p.emitHostAndVersionCheck(firstByte: 0x45...0x4f)
+        p.emit(ld(.word, abs: 16))
+        p.jump(jeq, address, true: .next, false: .drop)
+        p.emitProtocols(numbers, at: 9)
+        p.emit(ld(.half, abs: 6))
+        p.jump(jset, 0x1fff, true: .drop, false: .next)
+        p.emit(Instruction(code: UInt16(SVR_BPF_LDX | SVR_BPF_B | SVR_BPF_MSH), k: 0))
+        p.emit(Instruction(code: UInt16(SVR_BPF_LD | SVR_BPF_H | SVR_BPF_IND), k: 2))
+        p.emitPorts(ports)
+        return WanFilter(etherType: UInt16(SVR_ETH_P_IP), instructions: try p.finish())
+    }
+
+    /// A filter accepting IPv6 packets to `address` (16 bytes, network order) whose next
+    /// header is directly one of `protocols` (no extension headers: a fragment or routing
+    /// header is rejected) and whose destination port is in one of `ports`, addressed to this
+    /// host. The program: `ld #pkttype; jeq #PACKET_HOST`; `ldb [0]`, version 6
+    /// (0x60...0x6f); four `ld [24+4i]; jeq #word` for the address; `ldb [6]`, one `jeq` per
+    /// protocol; `ldh [42]` (the destination port behind the 40-byte header); the port ranges
+    /// as for IPv4.
+    public static func ipv6(
+        destination address: [UInt8], protocols: WanProtocols = [.udp, .tcp],
+        ports: [ClosedRange<UInt16>] = defaultPorts
+    ) throws(WanIOError) -> WanFilter {
+        guard address.count == 16 else {
+            throw WanIOError(.invalidConfiguration, operation: "build filter", interface: "", detail: "an IPv6 address has 16 bytes, got \(address.count)")
+        }
+        let numbers = try check(protocols, ports)
+        var p = ProgramBuilder()
+        p.emitHostAndVersionCheck(firstByte: 0x60...0x6f)
+        for i in 0..<4 {
+            let word = address[4 * i..<4 * i + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            p.emit(ld(.word, abs: UInt32(24 + 4 * i)))
+            p.jump(jeq, word, true: .next, false: .drop)
+        }
+        p.emitProtocols(numbers, at: 6)
+        p.emit(ld(.half, abs: 42))
+        p.emitPorts(ports)
+        return WanFilter(etherType: UInt16(SVR_ETH_P_IPV6), instructions: try p.finish())
+    }
+
+    /// Checks the parameters shared by both families; returns the protocol numbers.
+    private static func check(_ protocols: WanProtocols, _ ports: [ClosedRange<UInt16>]) throws(WanIOError) -> [UInt32] {
         func bad(_ detail: String) -> WanIOError {
             WanIOError(.invalidConfiguration, operation: "build filter", interface: "", detail: detail)
         }
         guard !protocols.isEmpty, protocols.isSubset(of: [.udp, .tcp]) else { throw bad("protocols must be UDP and/or TCP") }
         guard !ports.isEmpty else { throw bad("no destination ports") }
         guard ports.count <= maxPortRanges else { throw bad("\(ports.count) port ranges, at most \(maxPortRanges)") }
-
-        var p = ProgramBuilder()
-        p.emit(ld(.word, abs: UInt32(bitPattern: Int32(SVR_SKF_AD_OFF) + Int32(SVR_SKF_AD_PKTTYPE))))
-        p.jump(jeq, UInt32(SVR_PACKET_HOST), true: .next, false: .drop)
-        p.emit(ld(.byte, abs: 0))
-        p.jump(jge, 0x45, true: .next, false: .drop)
-        p.jump(jgt, 0x4f, true: .drop, false: .next)
-        p.emit(ld(.word, abs: 16))
-        p.jump(jeq, address, true: .next, false: .drop)
-        p.emit(ld(.byte, abs: 9))
-        let numbers: [UInt32] = (protocols.contains(.udp) ? [17] : []) + (protocols.contains(.tcp) ? [6] : [])
-        for (i, proto) in numbers.enumerated() {
-            p.jump(jeq, proto, true: .ports, false: i == numbers.count - 1 ? .drop : .next)
-        }
-        p.mark(.ports)
-        p.emit(ld(.half, abs: 6))
-        p.jump(jset, 0x1fff, true: .drop, false: .next)
-        p.emit(Instruction(code: UInt16(SVR_BPF_LDX | SVR_BPF_B | SVR_BPF_MSH), k: 0))
-        p.emit(Instruction(code: UInt16(SVR_BPF_LD | SVR_BPF_H | SVR_BPF_IND), k: 2))
-        for (i, r) in ports.enumerated() {
-            let next: ProgramBuilder.Target = i == ports.count - 1 ? .drop : .next
-            if r.lowerBound == r.upperBound {
-                p.jump(jeq, UInt32(r.lowerBound), true: .accept, false: next)
-            } else {
-                // jge lo: true -> the jgt right behind; false -> the next range (one further).
-                p.jump(jge, UInt32(r.lowerBound), true: .next, false: next == .drop ? .drop : .skip(1))
-                p.jump(jgt, UInt32(r.upperBound), true: next, false: .accept)
-            }
-        }
-        return WanFilter(etherType: UInt16(SVR_ETH_P_IP), instructions: try p.finish())
+        return (protocols.contains(.udp) ? [17] : []) + (protocols.contains(.tcp) ? [6] : [])
     }
+
+    /// The IP version the filter is for (from its ethertype).
+    public var isIPv6: Bool { etherType == UInt16(SVR_ETH_P_IPV6) }
 
     // ---- instruction helpers ----------------------------------------------------------
 
@@ -158,9 +176,38 @@ public struct WanFilter: Sendable, Equatable {
             targets.append((code.count, jt, jf))
             code.append(Instruction(code: op, k: k))
         }
-        mutating func mark(_ t: Target) {
-            precondition(t == .ports)
+        /// `ld #pkttype; jeq #PACKET_HOST`, then `ldb [0]` within `firstByte` (version and
+        /// header length), else drop.
+        mutating func emitHostAndVersionCheck(firstByte: ClosedRange<UInt32>) {
+            emit(WanFilter.ld(.word, abs: UInt32(bitPattern: Int32(SVR_SKF_AD_OFF) + Int32(SVR_SKF_AD_PKTTYPE))))
+            jump(WanFilter.jeq, UInt32(SVR_PACKET_HOST), true: .next, false: .drop)
+            emit(WanFilter.ld(.byte, abs: 0))
+            jump(WanFilter.jge, firstByte.lowerBound, true: .next, false: .drop)
+            jump(WanFilter.jgt, firstByte.upperBound, true: .drop, false: .next)
+        }
+
+        /// `ldb [offset]` and one `jeq` per protocol number to the port checks (else drop);
+        /// the port checks start right after.
+        mutating func emitProtocols(_ numbers: [UInt32], at offset: UInt32) {
+            emit(WanFilter.ld(.byte, abs: offset))
+            for (i, proto) in numbers.enumerated() {
+                jump(WanFilter.jeq, proto, true: .ports, false: i == numbers.count - 1 ? .drop : .next)
+            }
             portsIndex = code.count
+        }
+
+        /// With the destination port in A: accept if it is in one of `ports`, else drop.
+        mutating func emitPorts(_ ports: [ClosedRange<UInt16>]) {
+            for (i, r) in ports.enumerated() {
+                let next: Target = i == ports.count - 1 ? .drop : .next
+                if r.lowerBound == r.upperBound {
+                    jump(WanFilter.jeq, UInt32(r.lowerBound), true: .accept, false: next)
+                } else {
+                    // jge lo: true -> the jgt right behind; false -> the next range (one further).
+                    jump(WanFilter.jge, UInt32(r.lowerBound), true: .next, false: next == .drop ? .drop : .skip(1))
+                    jump(WanFilter.jgt, UInt32(r.upperBound), true: next, false: .accept)
+                }
+            }
         }
 
         consuming func finish() throws(WanIOError) -> [Instruction] {

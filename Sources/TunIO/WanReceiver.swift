@@ -1,5 +1,6 @@
-// WanReceiver: receives the whole IPv4 packets addressed to one waypoint on one WAN
-// interface, in batches, through an AF_PACKET socket with a kernel filter.
+// WanReceiver: receives the whole IP packets (IPv4 or IPv6, one family per receiver)
+// addressed to one waypoint on one WAN interface, in batches, through an AF_PACKET socket
+// with a kernel filter.
 //
 // Why AF_PACKET: svrd needs the IP and L4 headers of every waypoint packet (it rewrites them
 // in place) for UDP and TCP alike, and the host stack must never see those packets. A packet
@@ -28,10 +29,13 @@
 // offload) is reported by PACKET_AUXDATA; `read` completes its TCP/UDP checksum in place,
 // so every packet handed over carries the bytes a real wire would have carried.
 //
+// IPv6: a second receiver with a `WanFilter.ipv6` filter (bound to ETH_P_IPV6); everything
+// above holds for it, with "IPv6" for "IPv4".
+//
 // Not handled yet: packets GRO merged into one superpacket larger than the batch's
 // maxPacketSize (counted as oversized; turn GRO off on the WAN interface or use a
-// maxPacketSize of 65535), IP fragments after the first (filtered out), IPv6 (a second
-// receiver with an IPv6 WanFilter, ETH_P_IPV6 — the filter builder is v4-only for now).
+// maxPacketSize of 65535), IPv4 fragments after the first and IPv6 packets with extension
+// headers (filtered out).
 //
 // Threads: one thread owns a receiver and its batches; only `wakeup` is shared.
 
@@ -108,7 +112,7 @@ public struct WanReceiver: ~Copyable, @unchecked Sendable {
     public typealias WaitResult = TunQueue.WaitResult
 
     /// Receives the packets waiting (up to `min(batch.capacity, maxBatch)`) with one
-    /// recvmmsg and returns how many (also `batch.count`). Slot `i` holds a whole IPv4
+    /// recvmmsg and returns how many (also `batch.count`). Slot `i` holds a whole IP
     /// packet at offset `headroom`. The previous contents of the batch are overwritten.
     /// Returns 0 when nothing is waiting (EAGAIN). Oversized packets are dropped and counted.
     public mutating func read(into batch: inout PacketBatch) throws(WanIOError) -> Int {
@@ -161,22 +165,34 @@ public struct WanReceiver: ~Copyable, @unchecked Sendable {
         return r
     }
 
-    /// Completes the TCP or UDP checksum of an IPv4 packet whose checksum field holds only
-    /// the pseudo-header sum (CHECKSUM_PARTIAL): the checksum is the complement of the sum
-    /// of the L4 segment with that field as it is. False if the packet is not a whole
-    /// TCP/UDP segment (then it is left as it is).
+    /// Completes the TCP or UDP checksum of an IPv4 or IPv6 packet whose checksum field
+    /// holds only the pseudo-header sum (CHECKSUM_PARTIAL): the checksum is the complement of
+    /// the sum of the L4 segment with that field as it is. False if the packet is not a whole
+    /// TCP/UDP segment right behind the IP header (then it is left as it is).
     static func completeChecksum(_ p: UnsafeMutableRawBufferPointer) -> Bool {
-        guard p.count >= 20, p[0] >> 4 == 4 else { return false }
-        let ihl = Int(p[0] & 0x0f) * 4
+        guard p.count >= 20 else { return false }
+        let l4: Int
+        let proto: UInt8
+        switch p[0] >> 4 {
+        case 4:
+            l4 = Int(p[0] & 0x0f) * 4
+            proto = p[9]
+            guard l4 >= 20, p[6] & 0x3f == 0, p[7] == 0 else { return false }  // no fragments
+        case 6:
+            l4 = 40
+            proto = p[6]
+        default:
+            return false
+        }
         let field: Int
-        switch p[9] {
-        case 6: field = ihl + 16
-        case 17: field = ihl + 6
+        switch proto {
+        case 6: field = l4 + 16
+        case 17: field = l4 + 6
         default: return false
         }
-        guard ihl >= 20, field + 2 <= p.count, p[6] & 0x3f == 0, p[7] == 0 else { return false }  // no fragments
-        var c = InternetChecksum.finish(InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: p[ihl...])))
-        if p[9] == 17 && c == 0 { c = 0xffff }
+        guard field + 2 <= p.count else { return false }
+        var c = InternetChecksum.finish(InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: p[l4...])))
+        if proto == 17 && c == 0 { c = 0xffff }
         p[field] = UInt8(c >> 8)
         p[field + 1] = UInt8(c & 0xff)
         return true

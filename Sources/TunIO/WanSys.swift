@@ -23,10 +23,10 @@ enum WanSys {
     }
 
     /// Opens the IPPROTO_RAW socket (see svr_wan_raw_open).
-    static func openRawSocket(interface: String?, sendBuffer: Int) -> (fd: Int32, step: String) {
+    static func openRawSocket(ipv6: Bool, interface: String?, sendBuffer: Int) -> (fd: Int32, step: String) {
         var step: Int32 = 0
-        let fd = svr_wan_raw_open(interface, Int32(clamping: sendBuffer), &step)
-        return (fd, stepName(step, family: "AF_INET SOCK_RAW IPPROTO_RAW"))
+        let fd = svr_wan_raw_open(ipv6 ? 1 : 0, interface, Int32(clamping: sendBuffer), &step)
+        return (fd, stepName(step, family: ipv6 ? "AF_INET6 SOCK_RAW IPPROTO_RAW" : "AF_INET SOCK_RAW IPPROTO_RAW"))
     }
 
     /// Attaches `filter` to any socket (tests use it on a Unix datagram socket).
@@ -52,16 +52,17 @@ enum WanSys {
 }
 
 /// `capacity` preallocated mmsghdr + iovec pairs (one iovec per message), with either a
-/// PACKET_AUXDATA control buffer per message (receive) or a sockaddr_in per message (send).
+/// PACKET_AUXDATA control buffer per message (receive) or a destination address per message
+/// (send: a sockaddr_in6-sized slot, used as sockaddr_in for IPv4).
 /// Owned by one receiver or sender; freed with it.
 final class WanMessages {
     let capacity: Int
     private let messages: UnsafeMutablePointer<svr_mmsghdr>
     private let iovecs: UnsafeMutablePointer<iovec>
     private let control: UnsafeMutableRawPointer?
-    private let addresses: UnsafeMutablePointer<sockaddr_in>?
+    private let addresses: UnsafeMutablePointer<sockaddr_in6>?
 
-    enum Purpose { case receive, send }
+    enum Purpose { case receive, sendIPv4, sendIPv6 }
 
     init(capacity: Int, for purpose: Purpose) {
         self.capacity = capacity
@@ -74,12 +75,13 @@ final class WanMessages {
             c.initializeMemory(as: UInt8.self, repeating: 0, count: WanSys.auxdataSpace * capacity)
             control = c
             addresses = nil
-        case .send:
+        case .sendIPv4, .sendIPv6:
             control = nil
-            let a = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: capacity)
-            a.initialize(repeating: sockaddr_in(), count: capacity)
+            let a = UnsafeMutablePointer<sockaddr_in6>.allocate(capacity: capacity)
+            a.initialize(repeating: sockaddr_in6(), count: capacity)
             addresses = a
         }
+        let nameLength = purpose == .sendIPv6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
         for i in 0..<capacity {
             var h = msghdr()
             h.msg_iov = iovecs + i
@@ -90,7 +92,7 @@ final class WanMessages {
             }
             if let addresses {
                 h.msg_name = UnsafeMutableRawPointer(addresses + i)
-                h.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
+                h.msg_namelen = socklen_t(nameLength)
             }
             (messages + i).initialize(to: svr_mmsghdr(msg_hdr: h, msg_len: 0))
         }
@@ -115,8 +117,19 @@ final class WanMessages {
     /// packet header).
     @inline(__always)
     func setDestination(_ i: Int, networkOrderAddress: UInt32) {
-        addresses![i] = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0,
-                                    sin_addr: in_addr(s_addr: networkOrderAddress), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        UnsafeMutableRawPointer(addresses! + i).storeBytes(
+            of: sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0,
+                            sin_addr: in_addr(s_addr: networkOrderAddress), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0)),
+            as: sockaddr_in.self)
+    }
+
+    /// Sets the IPv6 destination of message `i` to the 16 bytes at `address`.
+    @inline(__always)
+    func setDestination(_ i: Int, ipv6 address: UnsafeRawPointer) {
+        var sa = sockaddr_in6()
+        sa.sin6_family = sa_family_t(AF_INET6)
+        withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: 16)) }
+        addresses![i] = sa
     }
 
     /// Bytes received into message `i`, whether the kernel truncated it, and the

@@ -11,6 +11,7 @@ enum Bench {
         (name: "nft", about: NftBench.about, run: NftBench.run),
         ("session", "LPM, classify+ports+insert, session lookup, bytes/session [SESSIONS]", SessionBench.run),
         ("metadata", "ns per encode/decode of spec TV1's forward metadata block [ITERATIONS]", MetadataBench.run),
+        ("wan", WanBench.about, WanBench.run),
     ]
 
     static func main(_ args: [String]) {

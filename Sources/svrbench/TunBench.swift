@@ -76,11 +76,11 @@ enum TunBench {
         }
     }
 
-    private static func pad(_ s: String, _ n: Int) -> String {
+    static func pad(_ s: String, _ n: Int) -> String {
         s.count >= n ? s : String(repeating: " ", count: n - s.count) + s
     }
 
-    private static func fixed(_ v: Double, _ digits: Int) -> String {
+    static func fixed(_ v: Double, _ digits: Int) -> String {
         let scale = Double([1, 10, 100, 1000, 10000][digits])
         let n = Int((v * scale).rounded())
         let frac = String(n % Int(scale))
@@ -279,7 +279,7 @@ enum TunBench {
         return thread
     }
 
-    private static func now(_ clock: clockid_t = CLOCK_MONOTONIC) -> Double {
+    static func now(_ clock: clockid_t = CLOCK_MONOTONIC) -> Double {
         var ts = timespec()
         clock_gettime(clock, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9

@@ -103,6 +103,9 @@ final class Daemon {
             "interfaces": "\(config.interfaces.map(\.name).joined(separator: ","))", "peers": "\(config.peers.count)",
             "services": "\(config.services.count)", "pid": "\(getpid())"])
 
+        // The engine first: it allocates its session table (and can fail) before anything exists.
+        let engine = try makeEngine(config: config)
+
         // 3. host objects
         host.removeLeftovers()
         var device: TunDevice
@@ -167,7 +170,7 @@ final class Daemon {
 
         // 4. data plane
         let receiverCount = receivers.count
-        let plane = DataPlane(control: control, engine: makeEngine(config: config), logger: logger, tun: tun,
+        let plane = DataPlane(control: control, engine: engine, logger: logger, tun: tun,
                               receivers: receivers, senders: senders, interfaceNames: config.interfaces.map(\.name),
                               maxPacketSize: max(r.mtu, 1500))
         do {
@@ -185,9 +188,26 @@ final class Daemon {
         logger.notice("svrd running", metadata: ["tun": "\(tunName)", "wan-receivers": "\(receiverCount)",
                                                  "socket": "\(socketPath)"])
 
+        // One line per peer (path monitoring will log its state changes the same way).
+        if let snap = control.requestSnapshot() {
+            for p in snap.engine.peers {
+                let meta: Logger.Metadata = ["peer": "\(p.name)", "waypoints": "\(p.waypoints.joined(separator: ","))",
+                                             "transport": "\(p.transport)", "status": "\(p.status)"]
+                if p.status == "down" {
+                    logger.warning("peer has no path (no local interface reaches its waypoints)", metadata: meta)
+                } else {
+                    logger.info("peer", metadata: meta)
+                }
+            }
+        }
+
         // 5. wait for a stop signal
         while true {
-            let sig = Signals.wait()
+            // Every 2 s without a signal: put the routes back if the TUN went down and up.
+            guard let sig = Signals.wait(seconds: 2) else {
+                host.watchTUN()
+                continue
+            }
             if sig == SIGHUP {
                 logger.warning("SIGHUP: configuration reload is not implemented yet; restart svrd to apply changes")
                 continue

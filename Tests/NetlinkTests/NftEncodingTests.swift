@@ -51,6 +51,8 @@ private func debugText(_ e: NftExpr) -> String {
     case .metaLoad(let k): return "meta load \(k) => reg 1"
     case .metaSet(let k): return "meta set \(k) with reg 1"
     case .ctState: return "ct load state => reg 1"
+    case .ctMarkLoad: return "ct load mark => reg 1"
+    case .ctMarkSet: return "ct set mark with reg 1"
     case .lookup(let set, _, let inverted): return "lookup reg 1 set \(set)" + (inverted ? " 0x1" : "")
     case .rangeOutside(let from, let to): return "range neq reg 1 \(words(from)) \(words(to))"
     case .counter: return "counter pkts 0 bytes 0"
@@ -278,6 +280,11 @@ private func compiled(_ family: NftFamily, _ rule: NftRule, sets: [NftSet] = [])
                     "cmp neq reg 1 0x00000000", "immediate reg 0 accept"])
         #expect(try compiled(.inet, NftRule(then: [.setMark(0x20)]))
                 == ["immediate reg 1 0x00000020", "meta set mark with reg 1"])
+        // ct mark 0x5352 meta mark set 0x5352 ; ct mark set 0x5352 (nft 1.0.6 --debug=netlink)
+        #expect(try compiled(.inet, NftRule([.ctMark(0x5352)], then: [.setMark(0x5352)]))
+                == ["ct load mark => reg 1", "cmp eq reg 1 0x00005352", "immediate reg 1 0x00005352", "meta set mark with reg 1"])
+        #expect(try compiled(.inet, NftRule(then: [.setCtMark(0x5352)]))
+                == ["immediate reg 1 0x00005352", "ct set mark with reg 1"])
         // tcp flags syn tcp option maxseg size set 1360 ; … set rt mtu
         let syn = ["meta load l4proto => reg 1", "cmp eq reg 1 0x00000006",
                    "payload load 1b @ transport header + 13 => reg 1",

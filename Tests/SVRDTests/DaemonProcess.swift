@@ -24,7 +24,7 @@ final class ScratchDirectory {
         let file = "\(path)/\(name)"
         let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw TestSupportError("cannot write \(file)") }
-        defer { close(fd) }
+        defer { Glibc.close(fd) }
         _ = text.withCString { Glibc.write(fd, $0, strlen($0)) }
         fchmod(fd, mode)
         return file
@@ -43,7 +43,7 @@ func newKeyPair() throws -> (privateKey: String, publicKey: String) {
 }
 
 /// A router config for the tests: LAN TUN `tun` 10.77.0.1/24, WAN interface `wan`
-/// (10.78.0.1, a dummy device the test creates), one peer at 10.78.0.2, a service
+/// (10.78.0.1, a veth the test creates), one peer at 10.78.0.2, a service
 /// 10.79.0.0/24 routed to the peer, a service 10.80.0.0/24 delivered locally with source
 /// NAT, and the control socket in `dir`.
 func testConfig(dir: String, tun: String, wan: String, mtu: Int = 1400) throws -> String {
@@ -105,12 +105,18 @@ final class DaemonProcess {
     let logFile: String
     private var exited: Int32?
 
-    init(namespace: String, arguments: [String], logFile: String, prefix: [String] = []) throws {
+    convenience init(namespace: String, arguments: [String], logFile: String) throws {
+        try self.init(namespace: namespace, command: [svrdBinary] + arguments, logFile: logFile)
+    }
+
+    /// Any command (`command[0]` and its arguments) in the namespace.
+    init(namespace: String, command words: [String], logFile: String) throws {
         self.logFile = logFile
-        let command = (["exec", "ip", "netns", "exec", namespace] + prefix + [svrdBinary] + arguments)
+        let command = (["exec", "ip", "netns", "exec", namespace] + words)
             .map { "'\($0)'" }.joined(separator: " ") + " >'\(logFile)' 2>&1"
         var pid: pid_t = 0
-        let argv: [UnsafeMutablePointer<CChar>?] = ["/bin/sh", "-c", command].map { strdup($0) } + [nil]
+        let words: [String] = ["/bin/sh", "-c", command]
+        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         let rc = posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ)
         guard rc == 0 else { throw TestSupportError("posix_spawn: \(rc)") }

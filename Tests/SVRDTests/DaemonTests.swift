@@ -12,14 +12,14 @@ import Testing
     let tun = "svrt0"
     let wan = "svrw0"
 
-    /// A namespace with the WAN dummy device, a scratch dir and a config; `body` runs with
+    /// A namespace with the WAN veth, a scratch dir and a config; `body` runs with
     /// them, and both are removed afterwards.
     func withRouter(_ body: (TestNamespace, ScratchDirectory, String) throws -> Void) throws {
         let ns = try TestNamespace("d")
         defer { ns.close() }
         let dir = try ScratchDirectory()
         defer { dir.close() }
-        try #require(ns.sh("ip link add \(wan) type dummy && ip addr add 10.78.0.1/24 dev \(wan) && ip link set \(wan) up").status == 0)
+        try #require(ns.sh("ip link add \(wan) type veth peer name svrw0p && ip link set svrw0p up && ip addr add 10.78.0.1/24 dev \(wan) && ip link set \(wan) up").status == 0)
         let config = try dir.write("svrd.toml", try testConfig(dir: dir.path, tun: tun, wan: wan))
         try body(ns, dir, config)
     }
@@ -72,6 +72,10 @@ import Testing
             #expect(services.status == 0 && services.output.contains("local-web"))
             let ctl = ns.sh("ln -sf \(svrdBinary) \(dir.path)/svrctl && \(dir.path)/svrctl show peers --socket \(socket)")
             #expect(ctl.status == 0 && ctl.output.contains("peer-1"), "\(ctl.output)")
+            // Not root: the socket (0600 in a 0700 directory) refuses, with its own status.
+            let nobody = ns.sh("setpriv --reuid=65534 --regid=65534 --clear-groups \(svrdBinary) show stats --socket \(socket)")
+            #expect(nobody.status == 3, "\(nobody.output)")
+            #expect(nobody.output.contains("run as root"))
             // A packet into the TUN is counted (dropped by the engine, never by the daemon).
             ns.sh("ping -c 1 -W 1 10.79.0.9 >/dev/null 2>&1")
             let after = ns.sh("\(svrdBinary) show stats --json --socket \(socket)").output
@@ -86,6 +90,40 @@ import Testing
         }
     }
 
+    @Test(.enabled(if: isRoot)) func notifiesSystemdReadyAndStopping() throws {
+        try withRouter { ns, dir, config in
+            let path = "\(dir.path)/notify.sock"
+            let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+            try #require(fd >= 0)
+            defer { Glibc.close(fd) }
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
+            let rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            try #require(rc == 0)
+            var tv = timeval(tv_sec: 20, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            func receive() -> String {
+                var buf = [UInt8](repeating: 0, count: 512)
+                let n = recv(fd, &buf, buf.count, 0)
+                return n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : ""
+            }
+            let p = try DaemonProcess(namespace: ns.name, command: ["env", "NOTIFY_SOCKET=\(path)", svrdBinary, "run", "--config", config],
+                                      logFile: "\(dir.path)/log")
+            defer { p.kill() }
+            let ready = receive()
+            #expect(ready.hasPrefix("READY=1"), "\(ready) \(p.log)")
+            // Ready means forwarding: the TUN, the table and the control socket exist.
+            #expect(ns.svrdObjects(tun: tun).nftTables == 1)
+            #expect(ns.sh("\(svrdBinary) ping --socket \(dir.path)/ctl/svrd.sock").status == 0)
+            p.signal(SIGTERM)
+            #expect(receive() == "STOPPING=1")
+            #expect(p.wait() == 0)
+        }
+    }
+
     @Test(.enabled(if: isRoot)) func restartAfterKillReconciles() throws {
         try withRouter { ns, dir, config in
             let socket = "\(dir.path)/ctl/svrd.sock"
@@ -93,8 +131,11 @@ import Testing
             defer { first.kill() }
             try #require(ns.waitForControl(socket: socket, process: first), "\(first.log)")
             first.kill()  // SIGKILL: nothing is cleaned up
+            // The TUN and its routes went with the process; the rule and the table stay.
             let left = ns.svrdObjects(tun: tun)
-            #expect(left.nftTables == 1 && left.rules.count == 1 && !left.routes.isEmpty)
+            #expect(left.nftTables == 1 && left.rules.count == 1 && !left.link)
+            // A svrd route left on another device (e.g. by an older config) is found by protocol.
+            try #require(ns.sh("ip route add 10.99.0.0/24 dev \(wan) proto 83").status == 0)
 
             let second = try DaemonProcess(namespace: ns.name, arguments: ["run", "--config", config], logFile: "\(dir.path)/log2")
             defer { second.kill() }
@@ -103,6 +144,7 @@ import Testing
             #expect(o.nftTables == 1)
             #expect(o.rules.count == 1)
             #expect(Set(o.routes).count == o.routes.count && o.routes.count == 2, "\(o.routes)")
+            #expect(!o.routes.contains { $0.hasPrefix("10.99.0.0/24") })
             #expect(second.log.contains("removed leftovers"))
             second.signal(SIGINT)
             #expect(second.wait() == 0, "\(second.log)")

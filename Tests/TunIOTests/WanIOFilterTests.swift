@@ -101,6 +101,32 @@ private final class FilteredPair {
         #expect(!tcpOnly.passes(udp4(peer, 5, wp, 7, [0])))
     }
 
+    @Test func ipv6FilterAcceptsWaypointTrafficWithoutExtensionHeadersOnly() throws {
+        let a = ipv6("fd00:91::1")
+        let b = ipv6("fd00:91::2")
+        let f = try FilteredPair(.ipv6(destination: a))
+        let payload = Array(repeating: UInt8(0x5a), count: 80)
+        #expect(f.passes(udp6(b, 16385, a, 16384, payload)))
+        #expect(f.passes(udp6(b, 16385, a, 65535, payload)))
+        #expect(f.passes(udp6(b, 1280, a, 1280, [1])))
+        #expect(f.passes(tcpSyn6(b, 16384, a, 20001, payload: payload)))
+        #expect(!f.passes(udp6(b, 16385, a, 16383, payload)))
+        #expect(!f.passes(udp6(b, 16385, ipv6("fd00:91::3"), 20000, payload)))
+        #expect(!f.passes(udp6(b, 16385, ipv6("fd01:91::1"), 20000, payload)))   // differs in the first word only
+        #expect(!f.passes(udp6(b, 16385, ipv6("fd00:91::1:1"), 20000, payload)))  // differs in the third word only
+        #expect(!f.passes(ipv6Packet(src: b, dst: a, nextHeader: 17, l4: udpSegment(srcPort: 1, dstPort: 20000, payload: []), extensionHeader: 44)))
+        #expect(!f.passes(ipv6Packet(src: b, dst: a, nextHeader: 58, l4: [128, 0, 0, 0, 0x4e, 0x20, 0x4e, 0x20])))  // ICMPv6
+        #expect(!f.passes(Array(udp6(b, 16385, a, 20000, payload)[0..<42])))   // cut before the port
+        #expect(!f.passes(udp4(ipv4("10.91.0.2"), 16385, ipv4("10.91.0.1"), 20000, payload)))
+        var v4nibble = udp6(b, 16385, a, 20000, payload)
+        v4nibble[0] = 0x45
+        #expect(!f.passes(v4nibble))
+        let v4 = try WanFilter.ipv4(destination: ipv4("10.91.0.1"))
+        let v6 = try WanFilter.ipv6(destination: a)
+        #expect(v6.isIPv6 && !v4.isIPv6 && v6.etherType == 0x86dd && v4.etherType == 0x0800)
+        #expect(throws: WanIOError.self) { try WanFilter.ipv6(destination: [1, 2, 3, 4]) }
+    }
+
     @Test func theProgramIsTheDocumentedOne() throws {
         let p = try WanFilter.ipv4(destination: 0x0a5b_0001, ports: [16384...65535, 1280...1280]).instructions
         #expect(p.count == 19)
@@ -151,6 +177,15 @@ private final class FilteredPair {
             let done = p.withUnsafeMutableBytes { WanReceiver.completeChecksum($0) }
             #expect(done && p == original)
         }
+        // IPv6: the pseudo-header has the 16-byte addresses and a 32-bit length.
+        let original6 = udp6(ipv6("fd00:91::2"), 16384, ipv6("fd00:91::1"), 16385, Array("partial v6".utf8))
+        var p6 = original6
+        let pseudo6: [UInt8] = Array(p6[8..<40]) + [0, 0, 0, UInt8(p6.count - 40), 0, 0, 0, 17]
+        let partial6 = ~pseudo6.withUnsafeBytes { InternetChecksum.checksum($0) }
+        p6[46] = UInt8(partial6 >> 8)
+        p6[47] = UInt8(partial6 & 0xff)
+        #expect(p6 != original6)
+        #expect(p6.withUnsafeMutableBytes { WanReceiver.completeChecksum($0) } && p6 == original6)
         var icmp = ipv4Packet(src: peer, dst: wp, proto: 1, l4: [8, 0, 0, 0, 0, 1, 0, 1])
         #expect(!icmp.withUnsafeMutableBytes { WanReceiver.completeChecksum($0) })
     }

@@ -10,6 +10,14 @@ import Testing
 /// The isolation rules of docs/wan-io.md for waypoint 10.91.0.1 (keep the two in step).
 let svrdRules = """
     table inet svrd {
+    	set waypoints_v4 {
+    		type ipv4_addr
+    		elements = { 10.91.0.1 }
+    	}
+    	set waypoints_v6 {
+    		type ipv6_addr
+    		elements = { fd00:91::1 }
+    	}
     	set waypoint_ports {
     		type inet_service
     		flags interval
@@ -17,11 +25,13 @@ let svrdRules = """
     	}
     	chain wan_prerouting {
     		type filter hook prerouting priority raw; policy accept;
-    		ip daddr 10.91.0.1 meta l4proto { tcp, udp } th dport @waypoint_ports drop
+    		ip daddr @waypoints_v4 meta l4proto { tcp, udp } th dport @waypoint_ports drop
+    		ip6 daddr @waypoints_v6 meta l4proto { tcp, udp } th dport @waypoint_ports drop
     	}
     	chain wan_output {
     		type filter hook output priority raw; policy accept;
-    		ip saddr 10.91.0.1 meta l4proto { tcp, udp } th sport @waypoint_ports notrack
+    		ip saddr @waypoints_v4 meta l4proto { tcp, udp } th sport @waypoint_ports notrack
+    		ip6 saddr @waypoints_v6 meta l4proto { tcp, udp } th sport @waypoint_ports notrack
     	}
     }
     """
@@ -269,6 +279,77 @@ extension TestNamespace {
         // From the middle of the batch: only the rest.
         #expect(try tx.send(batch, from: 5) == 1)
         #expect(try collect(&peerRx, window: .seconds(2), until: 1) == [good3])
+    }
+
+    @Test(.enabled(if: isRoot)) func ipv6WaypointPacketsBothWaysAndTheRulesSilenceTheHost() throws {
+        let pair = try WanPair("w6", ipv6: true)
+        defer { pair.close() }
+        var rx = try openReceiver(in: pair.a, "svrv0", .ipv6(destination: wan6A))
+        var peerRx = try openReceiver(in: pair.b, "svrv1", .ipv6(destination: wan6B))
+        let txA = Holder<WanSender>()
+        try pair.a.run { txA.value = try WanSender(ipv6: true, interface: "svrv0") }
+        var tx = txA.value.take()!
+        let txB = Holder<WanSender>()
+        try pair.b.run { txB.value = try WanSender(ipv6: true, interface: "svrv1") }
+        var peerTx = txB.value.take()!
+
+        let payload80 = (0..<80).map { UInt8($0 ^ 0x3c) }
+        let wanted = [
+            tcpSyn6(wan6B, 16384, wan6A, 20001, payload: payload80),
+            udp6(wan6B, 16384, wan6A, 16384, Array("first port".utf8)),
+            udp6(wan6B, 1280, wan6A, 1280, Array("bfd".utf8)),
+        ]
+        let unwanted = [
+            udp6(wan6B, 16384, wan6Other, 20001, Array("other address".utf8)),
+            udp6(wan6B, 16384, wan6A, 16383, Array("below range".utf8)),
+            ipv6Packet(src: wan6B, dst: wan6A, nextHeader: 17, l4: udpSegment(srcPort: 1, dstPort: 20001, payload: [1]), extensionHeader: 44),
+        ]
+        var batch = PacketBatch(capacity: 8)
+        // ND and RA traffic is not ours; the capture looks at everything else from a.
+        let fromA = "ip6 src fd00:91::1 and not (icmp6 and ip6[40] >= 133 and ip6[40] <= 137)"
+
+        // Without the rules: the host answers (RST, ICMPv6 port unreachable).
+        var sent = 0
+        let before = try pair.b.capture(on: "svrv1", fromA) {
+            fill(&batch, [wanted[0], wanted[1]])
+            sent = try peerTx.send(batch)
+        }
+        #expect(sent == 2)
+        #expect(before.contains { $0.contains("Flags [R") })
+        #expect(before.contains { $0.contains("ICMP6") && $0.contains("unreachable") })
+        let first = try collect(&rx, window: .milliseconds(300), until: 2)
+        #expect(first == [wanted[0], wanted[1]])
+        // b's receiver got the RST too (to its waypoint port 16384); clear it.
+        #expect(try collect(&peerRx, window: .milliseconds(100)).contains { $0[6] == 6 && $0[53] & 0x04 != 0 })
+
+        // With the rules: silence, and every wanted packet received intact, nothing else.
+        try pair.a.nft(svrdRules)
+        // (unwanted[2], behind a fragment header, is for a waypoint port too: silenced)
+        let after = try pair.b.capture(on: "svrv1", fromA) {
+            fill(&batch, [unwanted[2]] + wanted)
+            sent = try peerTx.send(batch)
+        }
+        #expect(sent == 1 + wanted.count)
+        fill(&batch, [unwanted[0], unwanted[1]])
+        #expect(try peerTx.send(batch) == 2)
+        #expect(after.isEmpty, "host answered: \(after)")
+        let got = try collect(&rx, window: .milliseconds(500))
+        #expect(got == wanted)
+
+        // a -> b: byte-exact at the peer.
+        let ours = [udp6(wan6A, 16388, wan6B, 16389, Array("svr udp over raw v6".utf8)),
+                    tcpSyn6(wan6A, 16390, wan6B, 16391, payload: payload80)]
+        fill(&batch, ours)
+        #expect(try tx.send(batch) == 2)
+        let atPeer = try collect(&peerRx, window: .seconds(2), until: 2)
+        #expect(atPeer == ours, "\(atPeer.map { hexString($0) }) vs \(ours.map { hexString($0) })")
+        // An IPv4 packet or a wrong payload length is refused by an IPv6 sender.
+        var badLength = ours[0]
+        badLength[5] &+= 1
+        fill(&batch, [udp4(wanA, 16384, wanB, 16385, [1]), badLength])
+        #expect(try tx.send(batch) == 0)
+        let stats = tx.stats
+        #expect(stats.droppedInvalid == 2 && stats.sent == 2)
     }
 
     @Test(.enabled(if: isRoot)) func openErrorsAreTyped() throws {

@@ -111,10 +111,12 @@ final class WanPair {
     let a: TestNamespace
     let b: TestNamespace
 
-    init(_ tag: String) throws {
-        a = try TestNamespace("\(tag)a")
+    /// With `ipv6`, IPv6 is on and the links also get fd00:91::1 and fd00:91::3 (a) and
+    /// fd00:91::2 (b), without duplicate address detection.
+    init(_ tag: String, ipv6: Bool = false) throws {
+        a = try TestNamespace("\(tag)a", ipv6: ipv6)
         do {
-            b = try TestNamespace("\(tag)b")
+            b = try TestNamespace("\(tag)b", ipv6: ipv6)
         } catch {
             a.close()
             throw error
@@ -123,6 +125,10 @@ final class WanPair {
             try a.check("ip link add svrv0 type veth peer name svrv1 netns \(b.name)")
             try a.check("ip addr add 10.91.0.1/24 dev svrv0 && ip addr add 10.91.0.3/24 dev svrv0 && ip link set svrv0 up")
             try b.check("ip addr add 10.91.0.2/24 dev svrv1 && ip link set svrv1 up")
+            if ipv6 {
+                try a.check("ip -6 addr add fd00:91::1/64 dev svrv0 nodad && ip -6 addr add fd00:91::3/64 dev svrv0 nodad")
+                try b.check("ip -6 addr add fd00:91::2/64 dev svrv1 nodad")
+            }
         } catch {
             close()
             throw error
@@ -171,3 +177,49 @@ func fill(_ batch: inout PacketBatch, _ packets: [[UInt8]]) {
     }
     batch.count = packets.count
 }
+
+// ---- IPv6 -----------------------------------------------------------------------------
+
+/// An IPv6 address from text with "::" (no embedded IPv4), as 16 bytes.
+func ipv6(_ s: String) -> [UInt8] {
+    let halves = s.split(separator: "::", maxSplits: 1, omittingEmptySubsequences: false).map {
+        $0.split(separator: ":").map { UInt16($0, radix: 16)! }
+    }
+    let groups = halves.count == 1 ? halves[0] : halves[0] + [UInt16](repeating: 0, count: 8 - halves[0].count - halves[1].count) + halves[1]
+    return groups.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
+}
+
+/// An IPv6 packet; for TCP/UDP directly behind the header, a correct L4 checksum (the field
+/// in `l4` must be 0). `extensionHeader`: a next-header value (e.g. 44, fragment) whose
+/// 8-byte header is put in front of `l4`.
+func ipv6Packet(src: [UInt8], dst: [UInt8], nextHeader: UInt8, l4: [UInt8], extensionHeader: UInt8? = nil) -> [UInt8] {
+    var body = l4
+    var first = nextHeader
+    if let ext = extensionHeader {
+        body = [nextHeader, 0, 0, 0, 0, 0, 0, 1] + l4  // a fragment header: offset 0, M=0, id 1
+        first = ext
+    }
+    var p: [UInt8] = [0x60, 0, 0, 0, UInt8(body.count >> 8), UInt8(body.count & 0xff), first, 64] + src + dst + body
+    if extensionHeader == nil, let field = nextHeader == 6 ? 56 : nextHeader == 17 ? 46 : nil {
+        let len = p.count - 40
+        let pseudo: [UInt8] = src + dst + [0, 0, UInt8(len >> 8), UInt8(len & 0xff), 0, 0, 0, nextHeader]
+        let s = pseudo.withUnsafeBytes { InternetChecksum.sum($0) }
+        var c = p.withUnsafeBytes { InternetChecksum.finish(InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: $0[40...]), initial: s)) }
+        if nextHeader == 17 && c == 0 { c = 0xffff }
+        p[field] = UInt8(c >> 8)
+        p[field + 1] = UInt8(c & 0xff)
+    }
+    return p
+}
+
+func udp6(_ src: [UInt8], _ sport: UInt16, _ dst: [UInt8], _ dport: UInt16, _ payload: [UInt8]) -> [UInt8] {
+    ipv6Packet(src: src, dst: dst, nextHeader: 17, l4: udpSegment(srcPort: sport, dstPort: dport, payload: payload))
+}
+
+func tcpSyn6(_ src: [UInt8], _ sport: UInt16, _ dst: [UInt8], _ dport: UInt16, payload: [UInt8]) -> [UInt8] {
+    ipv6Packet(src: src, dst: dst, nextHeader: 6, l4: tcpSegment(srcPort: sport, dstPort: dport, seq: 0x2000_0001, flags: 0x02, payload: payload))
+}
+
+let wan6A = ipv6("fd00:91::1")
+let wan6Other = ipv6("fd00:91::3")
+let wan6B = ipv6("fd00:91::2")

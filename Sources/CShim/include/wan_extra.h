@@ -72,11 +72,12 @@ int svr_wan_packet_open(int ifindex, uint16_t ethertype, const svr_bpf_insn *fil
 /// Attaches a classic BPF program to any socket (SO_ATTACH_FILTER). Returns 0 or -errno.
 int svr_wan_attach_filter(int fd, const svr_bpf_insn *filter, unsigned int count);
 
-/// Opens a non-blocking AF_INET/SOCK_RAW/IPPROTO_RAW socket (IP_HDRINCL implied: the caller
-/// writes whole IPv4 packets), bound to the interface `ifname` with SO_BINDTODEVICE unless
-/// `ifname` is NULL or empty, with SO_SNDBUFFORCE `sndbuf` (SO_SNDBUF if not permitted;
-/// skipped if 0). Returns the fd or -errno, with the failed step in `*step`.
-int svr_wan_raw_open(const char *ifname, int sndbuf, int *step);
+/// Opens a non-blocking SOCK_RAW/IPPROTO_RAW socket of `ipv6` ? AF_INET6 : AF_INET (header
+/// included is implied: IP_HDRINCL, and IPV6_HDRINCL since Linux 4.5 — the caller writes whole
+/// packets), bound to the interface `ifname` with SO_BINDTODEVICE unless `ifname` is NULL or
+/// empty, with SO_SNDBUFFORCE `sndbuf` (SO_SNDBUF if not permitted; skipped if 0). Returns
+/// the fd or -errno, with the failed step in `*step`.
+int svr_wan_raw_open(int ipv6, const char *ifname, int sndbuf, int *step);
 
 /// The tp_status of the PACKET_AUXDATA control message of a received `msg`, or -1 if it
 /// has none (also when the control buffer was truncated).

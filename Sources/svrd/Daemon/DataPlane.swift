@@ -214,7 +214,13 @@ final class DataPlane {
             for (k, box) in receivers.enumerated() where pfds[2 + k].revents != 0 {
                 let n: Int
                 do { n = try box.rx.read(into: &wanBatch) } catch {
-                    throw DaemonFailure(.runtime, "receiving on \(box.rx.interface): \(error)")
+                    // A link going down is reported once (ENETDOWN) and the socket receives
+                    // again when it comes back up: not a reason to stop. Anything else is.
+                    guard error.errno == ENETDOWN else {
+                        throw DaemonFailure(.runtime, "receiving on \(box.rx.interface): \(error)")
+                    }
+                    logger.warning("WAN interface went down; waiting for it to come back", metadata: ["interface": "\(box.rx.interface)"])
+                    continue
                 }
                 guard n > 0 else { continue }
                 io.wanReceived[box.interface] &+= UInt64(n)
@@ -288,7 +294,8 @@ final class DataPlane {
                         at += 1
                     }
                 } catch {
-                    if error.errno == EBADFD || error.errno == EIO { throw DaemonFailure(.runtime, "writing to the LAN TUN: \(error)") }
+                    // EIO: the TUN is down (an administrator); EBADFD: it was deleted under us.
+                    if error.errno == EBADFD { throw DaemonFailure(.runtime, "writing to the LAN TUN: \(error)") }
                     io.tunWriteDrops &+= 1
                     at += 1
                 }

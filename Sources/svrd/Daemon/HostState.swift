@@ -181,6 +181,34 @@ final class HostState {
                                                            "rules": "\(table.chains.reduce(0) { $0 + $1.rules.count })"])
     }
 
+    private var tunDown = false
+
+    /// Called every few seconds by the main thread. Taking a device down makes the kernel
+    /// delete every route through it; when svr0 comes back up (an administrator's
+    /// `ip link set svr0 down; … up`), svrd's routes are added again. One GETLINK request
+    /// when nothing changed.
+    func watchTUN() {
+        guard tunIndex > 0, let link = try? rtnl.link(named: config.router.lanDevice) else { return }
+        if !link.isUp {
+            if !tunDown { logger.warning("LAN TUN is down: no traffic enters svrd until it is up again", metadata: ["tun": "\(link.name)"]) }
+            tunDown = true
+            return
+        }
+        guard tunDown else { return }
+        tunDown = false
+        var added = 0
+        for r in routes + (defaultRoute.map { [$0] } ?? []) {
+            do {
+                try rtnl.addRoute(r)
+                added += 1
+            } catch let e where e.isExists {
+            } catch {
+                logger.error("cannot restore route", metadata: ["route": "\(r)", "error": "\(error)"])
+            }
+        }
+        logger.notice("LAN TUN is up again; routes restored", metadata: ["tun": "\(link.name)", "routes": "\(added)"])
+    }
+
     /// Removes everything `install` created (each step on its own; errors are logged).
     /// The TUN itself goes when its fds close.
     func remove() {
@@ -209,6 +237,9 @@ final class HostState {
         var out: [IPPrefix] = []
         for s in config.services {
             guard case .peers? = config.route(forService: s.name)?.target else { continue }
+            for p in s.prefixes where !p.address.isIPv4 {
+                logger.warning("IPv6 service prefixes are not routed into svrd yet", metadata: ["service": "\(s.name)", "prefix": "\(p)"])
+            }
             for p in s.prefixes where p.address.isIPv4 && !out.contains(p) { out.append(p) }
         }
         return out

@@ -33,6 +33,16 @@ enum Signals {
         return sig
     }
 
+    /// Waits at most `seconds` for one of the handled signals; nil when none came.
+    static func wait(seconds: Int) -> Int32? {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in handled { sigaddset(&set, s) }
+        var ts = timespec(tv_sec: seconds, tv_nsec: 0)
+        let r = sigtimedwait(&set, nil, &ts)
+        return r > 0 ? r : nil
+    }
+
     static func name(_ sig: Int32) -> String {
         switch sig {
         case SIGTERM: "SIGTERM"

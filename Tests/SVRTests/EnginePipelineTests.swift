@@ -1,0 +1,273 @@
+// End-to-end tests of the session engine over the in-memory network (EngineTestSupport).
+
+import Testing
+import TestSupport
+
+@testable import SVR
+
+let marker: [UInt8] = Array("MARKER-0123456789-MARKER".utf8)
+
+@Suite struct EnginePipelineTests {
+    @Test(arguments: ["native", "udp"], ["aes-cbc-hmac", "aes-gcm", "none"])
+    func udpRequestResponse(transport: String, encryption: String) throws {
+        let net = try Topo.twoRouters(transport: transport, encryption: encryption)
+        let query = Pkt.udp(Topo.client, 40000, Topo.dns, 53, marker + [1, 2, 3])
+        #expect(net.sendLAN("A", query) == .toWAN(interface: 0))
+        #expect(net.lan["B"]?.first == query)
+        #expect(Pkt.checksumsValid(net.wire[0].bytes))
+        let answer = Pkt.udp(Topo.dns, 53, Topo.client, 40000, marker + [9])
+        #expect(net.sendLAN("B", answer) == .toWAN(interface: 0))
+        #expect(net.lan["A"]?.first == answer)
+        // Wire tuple: A's even port → B's odd port.
+        let w = net.wire[0].bytes
+        let sp = UInt16(w[20]) << 8 | UInt16(w[21]), dp = UInt16(w[22]) << 8 | UInt16(w[23])
+        #expect(sp % 2 == 0 && dp % 2 == 1)
+        #expect(net.wire[1].bytes[20...23] == w[22...23] + w[20...21])
+        #expect(net.drops.isEmpty)
+    }
+
+    @Test(arguments: ["native", "udp"])
+    func tcpHandshakeDataFin(transport: String) throws {
+        let net = try Topo.twoRouters(transport: transport, encryption: "aes-cbc-hmac", adaptive: false)
+        let c = Topo.client, s = Topo.web
+        let opts: [UInt8] = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7]
+        let flows: [(from: String, pkt: [UInt8])] = [
+            ("A", Pkt.tcp(c, 51000, s, 80, flags: 0x02, seq: 1000, options: opts)),
+            ("B", Pkt.tcp(s, 80, c, 51000, flags: 0x12, seq: 5000, ack: 1001, options: opts)),
+            ("A", Pkt.tcp(c, 51000, s, 80, flags: 0x10, seq: 1001, ack: 5001)),
+            ("A", Pkt.tcp(c, 51000, s, 80, flags: 0x18, seq: 1001, ack: 5001, marker)),
+            ("B", Pkt.tcp(s, 80, c, 51000, flags: 0x18, seq: 5001, ack: 1025, marker + marker)),
+            ("A", Pkt.tcp(c, 51000, s, 80, flags: 0x11, seq: 1025, ack: 5049)),
+            ("B", Pkt.tcp(s, 80, c, 51000, flags: 0x11, seq: 5049, ack: 1026)),
+            ("A", Pkt.tcp(c, 51000, s, 80, flags: 0x10, seq: 1026, ack: 5050)),
+        ]
+        var expectA: [[UInt8]] = [], expectB: [[UInt8]] = []
+        for f in flows {
+            #expect(net.sendLAN(f.from, f.pkt) == .toWAN(interface: 0))
+            if f.from == "A" { expectB.append(f.pkt) } else { expectA.append(f.pkt) }
+        }
+        #expect(net.lan["B"] ?? [] == expectB)
+        #expect(net.lan["A"] ?? [] == expectA)
+        for w in net.wire {
+            #expect(Pkt.checksumsValid(w.bytes))
+            #expect(w.proto == (transport == "udp" ? 17 : 6))
+            #expect(!w.contains(marker))
+        }
+        // Native TCP: the SYN on the wire is a SYN carrying metadata; UDP transform: TLV 12.
+        #expect(net.wire[0].hasMetadata)
+        let snap = net.routers["A"]!.snapshot(now: net.now)
+        #expect(snap.sessions.count == 1)
+        #expect(snap.sessions.first?.transport == (transport == "udp" ? "udp" : "native"))
+        #expect(snap.sessions.first?.forwardPackets == 5)
+        #expect(snap.sessions.first?.reversePackets == 3)
+        #expect(net.drops.isEmpty)
+    }
+
+    @Test func tcpSynUnderUDPTransformCarriesTLV12() throws {
+        let net = try Topo.twoRouters(transport: "udp", encryption: "none")
+        net.sendLAN("A", Pkt.tcp(Topo.client, 51000, Topo.web, 80, flags: 0x02, seq: 1))
+        #expect(net.wire[0].proto == 17)
+        // The metadata is sealed; B's session state shows it saw TLV 12 (a SYN).
+        let s = net.routers["B"]!.snapshot(now: net.now).sessions
+        #expect(s.count == 1 && s.first?.state == "\(SessionState.tcpSynSent)")
+        // A transformed first packet that is not a SYN starts established (no TLV 12).
+        net.sendLAN("A", Pkt.tcp(Topo.client, 51001, Topo.web, 80, flags: 0x10, seq: 1))
+        let t = net.routers["B"]!.snapshot(now: net.now).sessions.filter { $0.original.sourcePort == 51001 }
+        #expect(t.first?.state == "\(SessionState.tcpEstablished)")
+    }
+
+    @Test func icmpEcho() throws {
+        let net = try Topo.twoRouters(transport: "native", encryption: "aes-gcm")
+        let req = Pkt.echo(Topo.client, Topo.dns, type: 8, id: 0x4242, seq: 1, marker)
+        #expect(net.sendLAN("A", req) == .toWAN(interface: 0))
+        #expect(net.wire[0].proto == 17)
+        #expect(net.lan["B"]?.first == req)
+        let rep = Pkt.echo(Topo.dns, Topo.client, type: 0, id: 0x4242, seq: 1, marker)
+        #expect(net.sendLAN("B", rep) == .toWAN(interface: 0))
+        #expect(net.lan["A"]?.first == rep)
+        #expect(!net.wire.contains { $0.contains(marker) })
+    }
+
+    @Test func deniedSessionsAreCountedDrops() throws {
+        let net = try Topo.twoRouters()
+        #expect(net.sendLAN("A", Pkt.udp("10.9.9.9", 1000, Topo.dns, 53, [1])) == .drop(.noTenant))
+        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 1000, "8.8.8.8", 53, [1])) == .drop(.noService))
+        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 1000, "172.16.9.1", 53, [1])) == .drop(.notAllowed))
+        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 1000, Topo.dns, 54, [1])) == .drop(.noService))
+        #expect(net.sendLAN("A", [0x45, 0, 0]) == .drop(.malformedPacket))
+        #expect(net.wire.isEmpty)
+        let c = net.counters("A")
+        #expect(c.drops(.noTenant) == 1 && c.drops(.noService) == 2 && c.drops(.notAllowed) == 1 && c.drops(.malformedPacket) == 1)
+        #expect(c.sessionsCreated == 0)
+    }
+
+    @Test func metadataOnlyUntilTheHandshakeIsDone() throws {
+        let net = try Topo.twoRouters(transport: "native", encryption: "aes-gcm")
+        let c = Topo.client, s = Topo.dns
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [1]))  // fwd: metadata
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [2]))  // fwd: metadata again (not acked)
+        net.sendLAN("B", Pkt.udp(s, 53, c, 40000, [3]))  // rev: reverse metadata
+        net.sendLAN("B", Pkt.udp(s, 53, c, 40000, [4]))  // rev: still (no fwd without metadata yet)
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [5]))  // fwd: none (reverse metadata seen)
+        net.sendLAN("B", Pkt.udp(s, 53, c, 40000, [6]))  // rev: none (fwd without metadata seen)
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [7]))
+        net.sendLAN("B", Pkt.udp(s, 53, c, 40000, [8]))
+        #expect(net.wire.map(\.hasMetadata) == [true, true, true, true, false, false, false, false])
+        #expect(net.lan["B"]?.count == 4 && net.lan["A"]?.count == 4)
+        #expect(net.drops.isEmpty)
+    }
+
+    @Test func oneWayFlowGetsATLV18ControlPacket() throws {
+        let net = try Topo.twoRouters(transport: "native", encryption: "aes-gcm")
+        let c = Topo.client, s = Topo.dns
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [1]))
+        net.tick()
+        #expect(net.wire.count == 1)  // not yet: under a second
+        net.advance(seconds: 1.5)
+        net.tick()
+        #expect(net.wire.count == 2)
+        let control = net.wire[1]
+        #expect(control.from == "B" && control.hasMetadata && control.proto == 17)
+        #expect(net.consumed == 1)
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [2]))
+        #expect(net.wire.last?.hasMetadata == false)
+        #expect(net.lan["B"]?.count == 2)
+        // Only once.
+        net.advance(seconds: 2)
+        net.tick()
+        #expect(net.wire.count == 3)
+    }
+
+    @Test func payloadMarkerHiddenOnlyWithEncryption() throws {
+        let on = try Topo.twoRouters(encryption: "aes-cbc-hmac")
+        on.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, marker))
+        #expect(on.wire.count == 1 && !on.wire[0].contains(marker))
+        #expect(on.lan["B"]?.first.map { Net.find(marker, in: $0) } == true)
+        let off = try Topo.twoRouters(encryption: "none")
+        off.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, marker))
+        #expect(off.wire.count == 1 && off.wire[0].contains(marker))
+    }
+
+    @Test func adaptiveEncryptionSkipsTLS() throws {
+        let tlsHello: [UInt8] = [0x16, 0x03, 0x01, 0x00, 0x20] + marker
+        let net = try Topo.twoRouters(encryption: "aes-cbc-hmac", adaptive: true)
+        net.sendLAN("A", Pkt.tcp(Topo.client, 51000, Topo.web, 80, flags: 0x02, seq: 1))
+        net.sendLAN("B", Pkt.tcp(Topo.web, 80, Topo.client, 51000, flags: 0x12, seq: 9, ack: 2))
+        net.sendLAN("A", Pkt.tcp(Topo.client, 51000, Topo.web, 80, flags: 0x18, seq: 2, ack: 10, tlsHello))
+        #expect(net.wire.last?.contains(marker) == true)
+        #expect(net.lan["B"]?.last.map { Net.find(marker, in: $0) } == true)
+
+        let net2 = try Topo.twoRouters(encryption: "aes-cbc-hmac", adaptive: true)
+        net2.sendLAN("A", Pkt.tcp(Topo.client, 51000, Topo.web, 80, flags: 0x02, seq: 1))
+        net2.sendLAN("B", Pkt.tcp(Topo.web, 80, Topo.client, 51000, flags: 0x12, seq: 9, ack: 2))
+        net2.sendLAN("A", Pkt.tcp(Topo.client, 51000, Topo.web, 80, flags: 0x10, seq: 2, ack: 10))
+        let plain = Pkt.tcp(Topo.client, 51000, Topo.web, 80, flags: 0x18, seq: 2, ack: 10, marker)
+        net2.sendLAN("A", plain)
+        #expect(net2.wire.last?.contains(marker) == false)
+        #expect(net2.wire.last?.hasMetadata == true)  // TLV 11 re-signalled
+        #expect(net2.lan["B"]?.last == plain)
+        let reply = Pkt.tcp(Topo.web, 80, Topo.client, 51000, flags: 0x18, seq: 10, ack: 26, marker)
+        net2.sendLAN("B", reply)
+        #expect(net2.wire.last?.contains(marker) == false)
+        #expect(net2.lan["A"]?.last == reply)
+        #expect(net2.drops.isEmpty)
+    }
+
+    @Test(arguments: ["metadata", "payload", "hmac"])
+    func tamperedPacketsAreDropped(_ place: String) throws {
+        let net = try Topo.twoRouters(encryption: "aes-cbc-hmac")
+        net.onWire = { w in
+            var b = w.bytes
+            switch place {
+            case "metadata": b[28 + 30] ^= 0x01
+            case "payload": b[b.count - 20] ^= 0x80
+            default: b[b.count - 1] ^= 0x01
+            }
+            return b
+        }
+        net.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, marker))
+        #expect(net.lan["B"] == nil)
+        #expect(net.counters("B").drops(.authenticationFailed) == 1)
+        #expect(net.counters("B").sessionsCreated == 0)
+    }
+
+    @Test func replayOutsideTheTimeWindowIsDropped() throws {
+        let net = try Topo.twoRouters()
+        net.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, [1]))
+        let recorded = net.wire[0].bytes
+        net.advance(seconds: 10)
+        #expect(net.injectWAN(recorded) == .drop(.authenticationFailed))
+        #expect(net.lan["B"]?.count == 1)
+    }
+
+    @Test func garbageOnTheWaypointIsCountedNeverATrap() throws {
+        let net = try Topo.twoRouters()
+        var g = SeededGenerator(seed: 7)
+        for n in [0, 1, 20, 28, 40, 64, 200, 1400] {
+            var b = (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
+            if n >= 20 {
+                b[0] = 0x45; b[2] = UInt8(n >> 8); b[3] = UInt8(n & 0xff); b[6] = 0; b[7] = 0; b[9] = 17
+                b[12...15] = [203, 0, 113, 1]; b[16...19] = [198, 51, 100, 2]
+            }
+            let slot = PacketSlot(capacity: n + 512)
+            withExtendedLifetime(slot) {
+                var p = try! slot.packet(headroom: 256, copying: b)
+                if case .drop = net.routers["B"]!.handleWAN(&p, interface: 0, now: net.now) {} else { Issue.record("accepted garbage") }
+            }
+        }
+        // A valid header from a stranger.
+        let stranger = Pkt.udp("9.9.9.9", 20000, Topo.b, 30001, [1, 2, 3])
+        #expect(net.injectWAN(stranger) == .drop(.unknownPeer))
+    }
+
+    @Test func falsePositiveHeaderAroundCookiePayloads() throws {
+        let net = try Topo.twoRouters(encryption: "none")
+        let c = Topo.client, s = Topo.dns
+        net.sendLAN("A", Pkt.udp(c, 40000, s, 53, [1]))
+        net.sendLAN("B", Pkt.udp(s, 53, c, 40000, [2]))
+        let tricky = Pkt.udp(c, 40000, s, 53, [0x4c, 0x48, 0xdb, 0xc6, 0xdd, 0xf6, 0x67, 0x0c] + Array("app-data".utf8))
+        net.sendLAN("A", tricky)
+        #expect(net.wire.last?.hasFalsePositiveHeader == true)
+        #expect(net.lan["B"]?.last == tricky)
+    }
+
+    @Test func sessionExpiryFreesPorts() throws {
+        let net = try Topo.twoRouters()
+        net.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, [1]))
+        let a = net.routers["A"]!
+        let path = try #require(a.peers[0].path)
+        #expect(a.table.ports.inUse(path: path, wireProtocol: 17) == 1)
+        #expect(a.table.count == 1 && net.routers["B"]!.table.count == 1)
+        net.advance(seconds: 200)
+        net.tick()
+        #expect(a.table.count == 0 && net.routers["B"]!.table.count == 0)
+        #expect(a.table.ports.inUse(path: path, wireProtocol: 17) == 0)
+        #expect(net.counters("A").sessionsExpired == 1)
+        // A later packet of that flow is a first packet again.
+        net.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, [2]))
+        #expect(net.wire.last?.hasMetadata == true)
+    }
+
+    @Test(arguments: ["native", "udp"])
+    func threeRouterChainKeepsPayloadSealedEndToEnd(transport: String) throws {
+        let net = try Topo.chain(encryption: "aes-cbc-hmac", transport: transport)
+        let q = Pkt.udp(Topo.client, 40000, Topo.dns, 53, marker)
+        #expect(net.sendLAN("A", q) == .toWAN(interface: 0))
+        #expect(net.lan["B"]?.first == q)
+        let r = Pkt.udp(Topo.dns, 53, Topo.client, 40000, marker)
+        #expect(net.sendLAN("B", r) == .toWAN(interface: 0))
+        #expect(net.lan["A"]?.first == r)
+        #expect(net.lan["H"] == nil)
+        #expect(net.wire.count == 4)
+        #expect(!net.wire.contains { $0.contains(marker) })
+        #expect(net.routers["H"]!.snapshot(now: net.now).sessions.first?.role == .transit)
+        // TCP through the chain too.
+        let syn = Pkt.tcp(Topo.client, 51000, Topo.web, 80, flags: 0x02, seq: 1)
+        net.sendLAN("A", syn)
+        #expect(net.lan["B"]?.last == syn)
+        let data = Pkt.tcp(Topo.client, 51000, Topo.web, 80, flags: 0x18, seq: 2, ack: 1, marker)
+        net.sendLAN("A", data)
+        #expect(net.lan["B"]?.last == data)
+        #expect(net.drops.isEmpty)
+    }
+}
