@@ -12,6 +12,7 @@ enum Bench {
         ("session", "LPM, classify+ports+insert, session lookup, bytes/session [SESSIONS]", SessionBench.run),
         ("metadata", "ns per encode/decode of spec TV1's forward metadata block [ITERATIONS]", MetadataBench.run),
         ("wan", WanBench.about, WanBench.run),
+        (name: "engine", about: EngineBench.about, run: EngineBench.run),
     ]
 
     static func main(_ args: [String]) {

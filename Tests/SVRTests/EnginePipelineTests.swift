@@ -271,3 +271,52 @@ let marker: [UInt8] = Array("MARKER-0123456789-MARKER".utf8)
         #expect(net.drops.isEmpty)
     }
 }
+
+@Suite struct EngineRefusalTests {
+    /// B (egress) refuses what its own config does not allow, by reason, and sends nothing.
+    @Test func egressChecksTenantServiceAndRoute() throws {
+        let k = Topo.Keys()
+        func egress(_ services: String) throws -> Net {
+            let net = Net()
+            try net.add("A", Topo.router("A", key: k.a, address: Topo.a, tenantPrefixes: "\"10.1.0.0/16\"")
+                + Topo.peer("B", key: k.b, address: Topo.b, transport: "native")
+                + Topo.services(route: "peer = \"B\"", encryption: "aes-gcm", adaptive: false), waypoint: Topo.a)
+            try net.add("B", Topo.router("B", key: k.b, address: Topo.b, tenantPrefixes: "")
+                + Topo.peer("A", key: k.a, address: Topo.a, transport: "native") + services, waypoint: Topo.b)
+            return net
+        }
+        // dns admits only "red" at B: not allowed.
+        let notAllowed = try egress(Topo.services(route: "local = true", encryption: "aes-gcm", adaptive: false)
+            .replacingOccurrences(of: "tenants = [\"blue\"]\nservice-policy = \"pol\"\n\n[[service]]\nname = \"web\"",
+                                  with: "tenants = [\"red\"]\nservice-policy = \"pol\"\n\n[[service]]\nname = \"web\""))
+        notAllowed.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, [1]))
+        #expect(notAllowed.counters("B").drops(.notAllowed) == 1)
+        // B routes dns back to A (the sender): no route.
+        let noRoute = try egress(Topo.services(route: "peer = \"A\"", encryption: "aes-gcm", adaptive: false))
+        noRoute.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, [1]))
+        #expect(noRoute.counters("B").drops(.noRoute) == 1)
+        for net in [notAllowed, noRoute] {
+            #expect(net.wire.count == 1 && net.lan["B"] == nil)
+            #expect(net.counters("B").sessionsCreated == 0)
+        }
+    }
+
+    @Test func sessionLimitAndUnknownSession() throws {
+        let net = try Topo.twoRouters()
+        let a = net.routers["A"]!
+        let small = try SVRRouter(config: a.config, maxSessions: 2)
+        net.routers["A"] = small
+        net.sendLAN("A", Pkt.udp(Topo.client, 1, Topo.dns, 53, [1]))
+        net.sendLAN("A", Pkt.udp(Topo.client, 2, Topo.dns, 53, [1]))
+        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 3, Topo.dns, 53, [1])) == .drop(.sessionLimit))
+        // A mid-session packet (no metadata) for a session B does not know: ack A's first
+        // session with a reply, then give B a fresh, empty engine (as after a restart).
+        let b = net.routers["B"]!
+        net.sendLAN("B", Pkt.udp(Topo.dns, 53, Topo.client, 1, [2]))
+        let fresh = net.wire.count
+        net.routers["B"] = try SVRRouter(config: b.config, maxSessions: 16)
+        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 1, Topo.dns, 53, [3])) == .toWAN(interface: 0))
+        #expect(net.wire.count == fresh + 1 && net.wire.last?.hasMetadata == false)
+        #expect(net.drops.last?.router == "B" && net.drops.last?.reason == .noSession)
+    }
+}

@@ -166,6 +166,14 @@ struct CipherContext: ~Copyable {
 
     deinit { EVP_CIPHER_CTX_free(ctx) }
 
+    /// Installs a new 32-byte key (same cipher and direction); no fetch, no allocation.
+    @inline(__always)
+    func rekey(_ key: UnsafeRawPointer) throws(CryptoError) {
+        guard EVP_CipherInit_ex2(ctx, nil, key.assumingMemoryBound(to: UInt8.self), nil, -1, nil) == 1 else {
+            throw OpenSSLSys.error(.cipherSetup)
+        }
+    }
+
     /// Starts a new message with this IV/nonce (the key schedule is kept).
     @inline(__always)
     func setIV(_ iv: UnsafeRawPointer) throws(CryptoError) {
@@ -237,6 +245,14 @@ struct MacContext: ~Copyable {
     }
 
     deinit { EVP_MAC_CTX_free(ctx) }
+
+    /// Installs a new key (same digest); later messages use it.
+    @inline(__always)
+    func rekey(_ key: UnsafeRawPointer, count: Int) throws(CryptoError) {
+        guard EVP_MAC_init(ctx, key.assumingMemoryBound(to: UInt8.self), count, nil) == 1 else {
+            throw OpenSSLSys.error(.macSetup)
+        }
+    }
 
     /// HMAC(key, a ‖ b ‖ suffix) into `scratch` (64 bytes). `suffix`, when given, is
     /// appended as 8 bytes big-endian (the time window of §6.3). Re-inits with the same key

@@ -149,6 +149,86 @@ public struct PayloadCipher: ~Copyable {
 }
 
 extension PayloadCipher {
+    /// Re-keys this cipher in place for another session key of the same suite: derives the
+    /// subkeys with `deriver` (the same HKDF as `init(suite:key:)`) and re-initialises the
+    /// existing OpenSSL contexts, so switching sessions costs two or three HMACs and a key
+    /// schedule instead of new contexts (the engine's per-thread cipher cache uses this).
+    /// `key` points at 32 bytes. The IV pool and the GCM nonce counter carry on.
+    public mutating func rekey(_ key: UnsafeRawPointer, deriver: borrowing SubkeyDeriver) throws(CryptoError) {
+        switch engine {
+        case .none:
+            return
+        case .cbc(let e):
+            var enc: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+            var mac: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+            try withUnsafeMutableBytes(of: &enc) { (k) throws(CryptoError) in
+                try withUnsafeMutableBytes(of: &mac) { (m) throws(CryptoError) in
+                    try deriver.begin(key)
+                    try deriver.expand(label: SubkeyDeriver.cbcLabel, into: k.baseAddress!)
+                    try deriver.expand(label: SubkeyDeriver.macLabel, into: m.baseAddress!)
+                    try e.encrypt.rekey(k.baseAddress!)
+                    try e.decrypt.rekey(k.baseAddress!)
+                    try e.mac.rekey(m.baseAddress!, count: 32)
+                }
+            }
+        case .gcm(let e):
+            var k: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+            try withUnsafeMutableBytes(of: &k) { (k) throws(CryptoError) in
+                try deriver.begin(key)
+                try deriver.expand(label: SubkeyDeriver.gcmLabel, into: k.baseAddress!)
+                try e.encrypt.rekey(k.baseAddress!)
+                try e.decrypt.rekey(k.baseAddress!)
+            }
+        }
+    }
+}
+
+/// HKDF-SHA256 with an empty salt and a 32-byte output (RFC 5869: PRK = HMAC(0^32, ikm),
+/// T(1) = HMAC(PRK, info ‖ 0x01)), the derivation `SymmetricKey.subkey(_:)` does through
+/// `EVP_KDF`, on two reusable HMAC contexts (extract keyed once; expand re-keyed per input
+/// key): no fetch and no allocation per call, one HMAC key setup per session key.
+public struct SubkeyDeriver: ~Copyable {
+    let extractor: MacContext
+    let expander: MacContext
+    let labels: UnsafeMutableRawPointer
+
+    /// Offsets of the three labels (27 bytes each, followed by the counter byte 0x01).
+    public static let cbcLabel = 0, macLabel = 64, gcmLabel = 128
+    static let labelCount = 27
+
+    public init() throws(CryptoError) {
+        let x = try MacContext(digest: "SHA256", key: [UInt8](repeating: 0, count: 32))
+        let y = try MacContext(digest: "SHA256", key: [UInt8](repeating: 0, count: 32))
+        extractor = x
+        expander = y
+        labels = .allocate(byteCount: 192, alignment: 64)
+        for (at, label) in [(Self.cbcLabel, "svrd payload v1 aes-256-cbc"), (Self.macLabel, "svrd payload v1 hmac-sha256"),
+                            (Self.gcmLabel, "svrd payload v1 aes-256-gcm")] {
+            var bytes = Array(label.utf8)
+            precondition(bytes.count == Self.labelCount)
+            bytes.append(1)
+            bytes.withUnsafeBytes { (labels + at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+    }
+
+    deinit { labels.deallocate() }
+
+    /// Extract: PRK = HMAC(0^32, 32 bytes at `ikm`); keys the expander with it.
+    public func begin(_ ikm: UnsafeRawPointer) throws(CryptoError) {
+        var prk: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
+        try withUnsafeMutableBytes(of: &prk) { (p) throws(CryptoError) in
+            try extractor.sign(ikm, 32, tag: p.baseAddress!, tagLength: 32)
+            try expander.rekey(p.baseAddress!, count: 32)
+        }
+    }
+
+    /// Expand: writes T(1) = HMAC(PRK, label ‖ 0x01) (32 bytes) to `out`.
+    public func expand(label: Int, into out: UnsafeMutableRawPointer) throws(CryptoError) {
+        try expander.sign(labels + label, Self.labelCount + 1, tag: out, tagLength: 32)
+    }
+}
+
+extension PayloadCipher {
     /// Seals the payload-TLV section of a metadata block in place (spec §4.2, §6.2) and
     /// writes the sealed length into the block's Payload Length field (bytes 10–11).
     ///

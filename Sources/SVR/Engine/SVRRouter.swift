@@ -95,7 +95,8 @@ public final class SVRRouter: PacketEngine {
     var keyPoolOffset: Int
     static let keyPoolSize = 4096
 
-    // Cipher cache (direct mapped by session index).
+    // Cipher cache (direct mapped by session index), re-keyed in place on a miss.
+    let deriver: SubkeyDeriver
     let cipherSlots: [CipherSlot]
     let cipherMask: Int
 
@@ -233,6 +234,7 @@ public final class SVRRouter: PacketEngine {
         slots.reserveCapacity(size)
         do { for _ in 0..<size { slots.append(try CipherSlot()) } } catch { throw .crypto(error) }
         cipherSlots = slots
+        do { deriver = try SubkeyDeriver() } catch { throw .crypto(error) }
         cipherMask = size - 1
         pendingControl = Array(repeating: (0, 0), count: 4096)
         generated = .allocate(byteCount: Self.generatedSlots * Self.generatedSlotSize, alignment: 64)
@@ -394,9 +396,15 @@ public final class SVRRouter: PacketEngine {
         let slot = cipherSlots[i & cipherMask]
         let tag = UInt64(i) << 32 | UInt64(e.generation)
         if slot.owner != tag {
-            let key = [e.key0, e.key1, e.key2, e.key3].withUnsafeBytes { Array($0) }
             slot.owner = .max
-            slot.cipher = try PayloadCipher(suite: CipherSuite(rawValue: e.suite) ?? .none, key: SymmetricKey(bytes: key))
+            let suite = CipherSuite(rawValue: e.suite) ?? .none
+            let key = (e.key0, e.key1, e.key2, e.key3)
+            if slot.cipher.suite == suite {
+                try withUnsafeBytes(of: key) { (k) throws(CryptoError) in try slot.cipher.rekey(k.baseAddress!, deriver: deriver) }
+            } else {
+                // First use of this slot for the suite: new contexts (allocates, once per slot and suite).
+                slot.cipher = try PayloadCipher(suite: suite, key: SymmetricKey(bytes: withUnsafeBytes(of: key) { Array($0) }))
+            }
             slot.owner = tag
         }
         return slot
@@ -516,18 +524,7 @@ public final class SVRRouter: PacketEngine {
         let hdrLen = layout.l4HeaderLength
         hdrScratch.copyMemory(from: base + layout.l4Offset, byteCount: hdrLen)
         // Seal the payload in place.
-        var bodyLen = layout.payloadLength
-        if encrypt {
-            let room = packet.capacity - packet.offset - layout.payloadOffset
-            guard room >= bodyLen + (CipherSuite(rawValue: e.suite)?.maxOverhead ?? 48) + peer.auth.trailerLength else {
-                return .drop(.noHeadroom)
-            }
-            do {
-                let slot = try cipherSlot(i)
-                bodyLen = try slot.cipher.seal(inPlace: UnsafeMutableRawBufferPointer(start: base + layout.payloadOffset, count: room),
-                                               plaintextLength: bodyLen)
-            } catch { return .drop(.noHeadroom) }
-        }
+        guard let bodyLen = sealPayload(packet, layout, i, encrypt: encrypt, peer: peer) else { return .drop(.noHeadroom) }
         let metaLen = withMeta
             ? writeForwardMetadata(i, peer: peer, carriage: carriage, encrypted: encrypt, syn: tcpFlags.contains(.syn))
             : 0
@@ -548,23 +545,27 @@ public final class SVRRouter: PacketEngine {
         let base = packet.slot + packet.offset
         let hdrLen = layout.l4HeaderLength
         hdrScratch.copyMemory(from: base + layout.l4Offset, byteCount: hdrLen)
-        var bodyLen = layout.payloadLength
-        if e.flags & SessionExtra.encrypt != 0 {
-            let room = packet.capacity - packet.offset - layout.payloadOffset
-            guard room >= bodyLen + (CipherSuite(rawValue: e.suite)?.maxOverhead ?? 48) + peer.auth.trailerLength else {
-                return .drop(.noHeadroom)
-            }
-            do {
-                let slot = try cipherSlot(i)
-                bodyLen = try slot.cipher.seal(inPlace: UnsafeMutableRawBufferPointer(start: base + layout.payloadOffset, count: room),
-                                               plaintextLength: bodyLen)
-            } catch { return .drop(.noHeadroom) }
-        }
+        guard let bodyLen = sealPayload(packet, layout, i, encrypt: e.flags & SessionExtra.encrypt != 0, peer: peer) else { return .drop(.noHeadroom) }
         let metaLen = e.flags & SessionExtra.revAck == 0 ? writeReverseMetadata(i, peer: peer) : 0
         guard metaLen >= 0 else { return .drop(.noHeadroom) }
         return assemble(&packet, bodyStart: layout.payloadOffset, bodyLen: bodyLen, carriage: carriage, hdrLen: hdrLen,
                         metaLen: metaLen, out: wk.tuple.reversed, carry: carry(packet), peer: peer,
                         interface: Int(e.upInterface), now: now)
+    }
+
+    /// Seals the payload of a LAN packet in place with session `i`'s key when `encrypt` (spec
+    /// §6.2); returns the length of the body that follows, nil without tailroom.
+    @inline(__always)
+    func sealPayload(_ packet: PacketBuffer, _ layout: PacketLayout, _ i: Int, encrypt: Bool, peer: PeerRuntime) -> Int? {
+        let n = layout.payloadLength
+        guard encrypt else { return n }
+        let room = packet.capacity - packet.offset - layout.payloadOffset
+        guard room >= n + (CipherSuite(rawValue: extras[i].suite)?.maxOverhead ?? 48) + peer.auth.trailerLength else { return nil }
+        do {
+            let slot = try cipherSlot(i)
+            return try slot.cipher.seal(inPlace: UnsafeMutableRawBufferPointer(start: packet.slot + packet.offset + layout.payloadOffset,
+                                                                                count: room), plaintextLength: n)
+        } catch { return nil }
     }
 
     @inline(__always)
