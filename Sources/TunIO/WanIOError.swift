@@ -15,6 +15,10 @@ public struct WanIOError: Error, Sendable, Equatable, CustomStringConvertible {
         /// No interface of that name (or index) exists in the calling thread's network
         /// namespace (ENODEV, ENXIO), or it disappeared while in use.
         case interfaceNotFound
+        /// The interface went down or was deleted while the socket was in use (ENETDOWN,
+        /// reported once). A receiver stays bound: it receives again when an interface that
+        /// went down comes back up; a deleted interface never comes back (open a new one).
+        case interfaceDown
         /// The caller lacks CAP_NET_RAW (AF_PACKET, raw sockets) or CAP_NET_ADMIN
         /// (SO_RCVBUFFORCE) (EPERM, EACCES).
         case permissionDenied
@@ -61,6 +65,7 @@ public struct WanIOError: Error, Sendable, Equatable, CustomStringConvertible {
         switch kind {
         case .invalidName: "invalid interface name"
         case .interfaceNotFound: "no such interface"
+        case .interfaceDown: "interface went down"
         case .permissionDenied: "permission denied (needs CAP_NET_RAW, CAP_NET_ADMIN)"
         case .invalidConfiguration: "invalid configuration"
         case .setupFailed: "socket setup failed"

@@ -115,6 +115,8 @@ public struct WanReceiver: ~Copyable, @unchecked Sendable {
     /// recvmmsg and returns how many (also `batch.count`). Slot `i` holds a whole IP
     /// packet at offset `headroom`. The previous contents of the batch are overwritten.
     /// Returns 0 when nothing is waiting (EAGAIN). Oversized packets are dropped and counted.
+    /// When the interface goes down, one read throws `.interfaceDown`; later reads return
+    /// 0 until it is up again, then packets arrive again on the same receiver.
     public mutating func read(into batch: inout PacketBatch) throws(WanIOError) -> Int {
         let want = Swift.min(batch.capacity, maxBatch)
         let readSize = batch.maxPacketSize + 1  // one more byte tells a truncated packet
@@ -124,7 +126,7 @@ public struct WanReceiver: ~Copyable, @unchecked Sendable {
             let e = Int32(-r)
             batch.count = 0
             if e == EAGAIN { return 0 }
-            let kind: WanIOError.Kind = e == ENETDOWN || e == ENODEV || e == ENXIO ? .interfaceNotFound : .receiveFailed
+            let kind: WanIOError.Kind = e == ENETDOWN ? .interfaceDown : e == ENODEV || e == ENXIO ? .interfaceNotFound : .receiveFailed
             throw WanIOError(kind, operation: "recvmmsg", interface: interface, errno: e)
         }
         var n = 0

@@ -1,11 +1,12 @@
-// WanSender: sends whole IPv4 (or IPv6) packets that svrd built itself (source = its waypoint, any
-// ports, TCP with any flags and sequence numbers) through a raw IPPROTO_RAW socket, in
-// batches of one sendmmsg.
+// WanSender: sends whole IPv4 (or IPv6) packets that svrd built itself (source = its
+// waypoint, any ports, TCP with any flags and sequence numbers) through a raw IPPROTO_RAW
+// socket, in batches of one sendmmsg.
 //
 // With IPPROTO_RAW the kernel takes the packet as it is (IP_HDRINCL): it routes it by the
 // destination address (restricted to `interface` with SO_BINDTODEVICE), resolves the
-// neighbour and queues it. It only fills in the IP header checksum and total length (and an
-// ID if the header has 0); the L4 header and payload go out byte for byte. The packet does
+// neighbour and queues it. For IPv4 it only fills in the header checksum and total length
+// (and an ID if the header has 0); the L4 header and payload go out byte for byte. IPv6
+// packets (an AF_INET6 sender) go out as built. The packet does
 // pass the netfilter output and postrouting hooks, so an output rule at priority -300 must
 // `notrack` waypoint traffic (docs/wan-io.md) or conntrack would create state for it.
 // A packet larger than the route's MTU is refused (EMSGSIZE), never fragmented.
@@ -34,7 +35,7 @@ public struct WanSenderStats: Sendable, Equatable {
     public init() {}
 }
 
-/// A raw IPv4 socket sending whole packets, owned by one data-plane thread.
+/// A raw IP socket (one family) sending whole packets, owned by one data-plane thread.
 public struct WanSender: ~Copyable, @unchecked Sendable {
     // @unchecked: the sender owns its fd and message arrays alone; being noncopyable, it can
     // only be moved to another thread, never shared.

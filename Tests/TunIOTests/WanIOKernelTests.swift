@@ -352,6 +352,40 @@ extension TestNamespace {
         #expect(stats.droppedInvalid == 2 && stats.sent == 2)
     }
 
+    @Test(.enabled(if: isRoot)) func interfaceDownIsReportedOnceAndReceivingResumes() throws {
+        let pair = try WanPair("wd")
+        defer { pair.close() }
+        var rx = try openReceiver(in: pair.a, "svrv0", .ipv4(destination: wanA))
+        let raw = try pair.b.run { try rawSocket() }
+        defer { close(raw) }
+        let probe = udp4(wanB, 16384, wanA, 20001, [1, 2, 3])
+        try rawSend(raw, probe)
+        #expect(try collect(&rx, window: .seconds(1), until: 1) == [probe])
+
+        try pair.a.check("ip link set svrv0 down")
+        // The error wakes a waiting thread (the socket reports it as readable) ...
+        #expect(try rx.wait(timeout: .seconds(1)) == .readable)
+        var batch = PacketBatch(capacity: 4)
+        do {
+            _ = try rx.read(into: &batch)
+            Issue.record("no error after the interface went down")
+        } catch {
+            #expect(error.kind == .interfaceDown && error.errno == ENETDOWN && error.interface == "svrv0")
+        }
+        // ... once.
+        #expect(try rx.read(into: &batch) == 0)
+
+        try pair.a.check("ip link set svrv0 up && ip addr replace 10.91.0.1/24 dev svrv0")
+        try pair.b.check("ip link set svrv1 up")
+        var again: [[UInt8]] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        while again.isEmpty && ContinuousClock.now < deadline {  // until the link and ARP are back
+            try rawSend(raw, probe)
+            again = try collect(&rx, window: .milliseconds(200), until: 1)
+        }
+        #expect(again == [probe])
+    }
+
     @Test(.enabled(if: isRoot)) func openErrorsAreTyped() throws {
         let ns = try TestNamespace("we")
         defer { ns.close() }
