@@ -334,8 +334,8 @@ final class E2ELab {
 
     /// Sends `count` datagrams with `payload` to `address`:9000 from the client and expects
     /// every echo back.
-    func udpExchange(to address: String = Addr.server, count: Int = 10, payload: String = "svrd-e2e") -> CommandResult {
-        client.sh("\(python3) \(udpEchoScript) client \(address) 9000 \(count) \(payload)")
+    func udpExchange(to address: String = Addr.server, count: Int = 10, payload: String = "svrd-e2e", source: String? = nil) -> CommandResult {
+        client.sh("\(python3) \(udpEchoScript) client \(address) 9000 \(count) \(payload) \(source ?? "")")
     }
 
     func ping(_ address: String = Addr.server, count: Int = 3, source: String? = nil) -> CommandResult {

@@ -93,8 +93,9 @@ struct E2ETests {
             // metadata on a prefix of the flow: once a packet goes without it, none has it later
             let firstBare = list.firstIndex { !$0.hasMetadata } ?? list.count
             let late = marked.filter { $0 > firstBare }
-            #expect(late.isEmpty, "\(flow): metadata after the handshake on packets \(late.prefix(5)) of \(list.count)")
-            #expect(marked.count <= 4, "\(flow): metadata on \(marked.count) of \(list.count) packets")
+            let pattern = describe(list.prefix(16), reverse: sessions[reverseKey(flow)]?.prefix(16) ?? [])
+            #expect(late.isEmpty, "\(flow): metadata after the handshake on packets \(late.prefix(5)) of \(list.count): \(pattern)")
+            #expect(marked.count <= 4, "\(flow): metadata on \(marked.count) of \(list.count) packets: \(pattern)")
         }
         // Each session's first packet (the earliest of its two directions) carries metadata.
         for (flow, list) in sessions where list.count >= 5 {
@@ -124,7 +125,7 @@ struct E2ETests {
             let ping = lab.ping(count: 2, source: Addr.guest)
             #expect(ping.status != 0, "the guest's ping got through")
             #expect(lab.download("x", source: Addr.guest, timeout: 2) == nil, "the guest's HTTP request got through")
-            let udp = lab.client.sh("\(python3) \(udpEchoScript) client \(Addr.server) 9000 1 guest")
+            let udp = lab.udpExchange(count: 1, payload: "guest", source: Addr.guest)
             #expect(udp.status != 0, "the guest's UDP got through")
         }
         let svr = packets.filter { $0.isIPv4 && ($0.isUDP || $0.isTCP) && !$0.isPathMonitoring }
@@ -198,6 +199,16 @@ struct E2ETests {
         var out: [String: [CapturedPacket]] = [:]
         for p in packets where (p.isUDP || p.isTCP) && !p.isPathMonitoring { out[p.flow, default: []].append(p) }
         return out
+    }
+
+    /// Both directions of a session in capture order: ">M" forward with metadata, "<." reverse
+    /// without, TCP flags in brackets.
+    private func describe(_ forward: ArraySlice<CapturedPacket>, reverse: ArraySlice<CapturedPacket>) -> String {
+        let all = (forward.map { ($0, ">") } + reverse.map { ($0, "<") }).sorted { $0.0.index < $1.0.index }
+        return all.map { p, dir in
+            let flags = p.isTCP ? "[\(String(p.tcpFlags, radix: 16))]" : ""
+            return "\(dir)\(p.hasMetadata ? "M" : ".")\(flags)#\(p.index)"
+        }.joined(separator: " ")
     }
 
     private func reverseKey(_ flow: String) -> String {

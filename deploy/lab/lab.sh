@@ -81,6 +81,7 @@ on_exit() {
     printf '\nLab left running (--keep). Try:  ip netns exec svrlab-cli ping %s\n' "$SRV_IP"
     printf 'Remove it with:  %s down   (daemon PIDs %s %s)\n' "$0" "$DAEMON_A" "$DAEMON_B"
     echo "$DAEMON_A $DAEMON_B ${PIDS[*]}" > "$RUN_DIR/pids"
+    echo "$WORK" > "$RUN_DIR/work"
     return
   fi
   printf '\n%s== teardown%s\n' "$B" "$N"
@@ -108,6 +109,11 @@ down() {         # remove a lab left by --keep or a crashed run
       ip netns del "$ns"
     fi
   done
+  if [[ -f "$RUN_DIR/work" ]]; then
+    local w; w=$(cat "$RUN_DIR/work")
+    [[ "$w" == /tmp/svrd-lab.* && -d "$w" ]] && rm -rf "$w"
+    rm -f "$RUN_DIR/work"
+  fi
   rm -f "$RUN_DIR"/*.sock; rmdir "$RUN_DIR" 2>/dev/null || true
   echo "lab removed"
 }
@@ -221,7 +227,7 @@ topology() {
   ip -n svrlab-b   addr add $B_LAN/24 dev svrlan0
   ip -n svrlab-srv addr add $SRV_IP/24 dev svrsrv0
   for ns in "${NS_ALL[@]}"; do
-    for dev in $(ip -n "$ns" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$'); do
+    for dev in $(ip -n "$ns" -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$'); do
       ip -n "$ns" link set "$dev" up
     done
   done

@@ -2,9 +2,10 @@
 """Tiny UDP echo for the svrd lab and the end-to-end tests.
 
   udpecho.py server ADDRESS PORT            echo every datagram back to its sender (forever)
-  udpecho.py client ADDRESS PORT COUNT [PAYLOAD]
-      send COUNT datagrams (PAYLOAD plus a sequence number), wait for each echo (1 s, 3 tries),
-      print "udp: N/COUNT echoed" and exit 0 only if every datagram came back unchanged.
+  udpecho.py client ADDRESS PORT COUNT [PAYLOAD [SOURCE]]
+      send COUNT datagrams (PAYLOAD plus a sequence number) from SOURCE (default: any),
+      wait for each echo (1 s, 3 tries), print "udp: N/COUNT echoed" and exit 0 only if
+      every datagram came back unchanged.
 """
 import socket
 import sys
@@ -19,8 +20,10 @@ def server(addr, port):
         s.sendto(data, peer)
 
 
-def client(addr, port, count, payload):
+def client(addr, port, count, payload, source=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if source:
+        s.bind((source, 0))
     s.settimeout(1.0)
     ok = 0
     for i in range(count):
@@ -46,7 +49,8 @@ def main(argv):
         return 0
     if len(argv) >= 5 and argv[1] == "client":
         payload = argv[5] if len(argv) > 5 else "svrd-lab-udp"
-        return client(argv[2], int(argv[3]), int(argv[4]), payload)
+        source = argv[6] if len(argv) > 6 else None
+        return client(argv[2], int(argv[3]), int(argv[4]), payload, source)
     sys.stderr.write(__doc__)
     return 2
 
