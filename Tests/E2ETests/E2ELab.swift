@@ -327,8 +327,12 @@ final class E2ELab {
         return sum
     }
 
+    /// UDP echo on port 9000 of both server addresses (one socket per address, so each reply
+    /// leaves from the address its request went to).
     func startUDPEcho() throws {
-        try helper(server, "\(python3) \(udpEchoScript) server 0.0.0.0 9000", name: "udpecho")
+        for address in [Addr.server, Addr.clearServer] {
+            try helper(server, "\(python3) \(udpEchoScript) server \(address) 9000", name: "udpecho-\(address)")
+        }
         usleep(300_000)
     }
 
