@@ -153,7 +153,13 @@ struct E2ETests {
         let ping = lab.ping(count: 3)
         #expect(ping.status == 0, "ping A → hub → B: \(ping.output)")
         let want = try lab.makeBlob("blob2", megabytes: 2)
-        #expect(lab.download("blob2") == want, "2 MB through the hub")
+        let got = lab.download("blob2", timeout: 20)
+        #expect(got == want, "2 MB through the hub")
+        if got != want {
+            for i in lab.routers.indices {
+                print("e2e chain \(lab.routerNames[i]):\n\(lab.show(i, "sessions").output)\(lab.show(i, "stats").output)")
+            }
+        }
         let udp = lab.udpExchange(count: 10)
         #expect(udp.status == 0, "UDP through the hub: \(udp.output)")
         // the hub really carried it (A has no path to B's waypoint in its config)
