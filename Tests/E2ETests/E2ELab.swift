@@ -78,6 +78,7 @@ final class E2ELab {
     /// Builds the namespaces and links (daemons are started by `start()`).
     init(routers count: Int = 2, transport: Transport = .native) throws {
         precondition(count >= 2)
+        _ = staleLabsReaped
         self.transport = transport
         var made: [TestNamespace] = []
         // If anything below fails, the namespaces made so far go away with their deinit.
@@ -272,8 +273,8 @@ final class E2ELab {
     func leftovers(_ i: Int) -> [String] {
         var out: [String] = []
         if shell("ip -n \(routers[i].name) link show svr0").status == 0 { out.append("TUN svr0") }
-        let tables = shell("ip netns exec \(routers[i].name) nft list tables").output.trimmed
-        if !tables.isEmpty { out.append("nft: \(tables)") }
+        let tables = shell("ip netns exec \(routers[i].name) nft list tables")
+        if tables.status == 0 && !tables.output.trimmed.isEmpty { out.append("nft: \(tables.output.trimmed)") }
         if access(socketPath(i), F_OK) == 0 { out.append("socket \(socketPath(i))") }
         return out
     }
@@ -407,6 +408,23 @@ final class E2ELab {
 
     func tail(_ log: String) -> String { shell("tail -n 20 \(log)").output }
 }
+
+/// Removes what an aborted earlier run (test process killed, so no `defer` ran) left: the
+/// namespaces `svre{c,w,s,rN}<pid>x<n>` of a process that no longer exists, the processes
+/// inside them, their work directories and sockets. Runs once per test process.
+let staleLabsReaped: Bool = {
+    let script = #"""
+        for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^svre(c|w|s|r[0-9]+)[0-9]+x[0-9]+$'); do
+          pid=$(echo "$ns" | sed -E 's/^svre(c|w|s|r[0-9]+)([0-9]+)x[0-9]+$/\2/')
+          [ -d /proc/$pid ] && continue
+          for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL $p 2>/dev/null; done
+          ip netns del "$ns" 2>/dev/null
+          rm -rf /tmp/svrd-e2e.$pid.* /run/svrd-e2e/svre*$pid"x"*.sock
+        done
+        """#
+    shell(script)
+    return true
+}()
 
 // ---- free helpers ---------------------------------------------------------------------------
 
