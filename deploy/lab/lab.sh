@@ -89,6 +89,7 @@ on_exit() {
   local left; left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -c '^svrlab-' || true)
   if [[ "$left" == 0 ]]; then ok "namespaces, daemons and servers removed"; else printf '  ✘ %s svrlab namespaces left\n' "$left"; fi
   if [[ $rc -eq 0 ]]; then printf '\n%s%sAll checks passed.%s\n' "$B" "$G" "$N"
+  elif [[ $rc -eq 130 || $rc -eq 143 ]]; then printf '\n%sLab interrupted at step %d; everything removed.%s\n' "$B" "$STEP" "$N" >&2
   else printf '\n%s%sLab FAILED at step %d (exit %d).%s\n' "$B" "$R" "$STEP" "$rc" "$N" >&2; fi
   exit "$rc"
 }
