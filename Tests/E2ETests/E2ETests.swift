@@ -29,12 +29,18 @@ struct E2ETests {
         let want = try lab.makeBlob("blob10", megabytes: 10)
         let t0 = now()
         let got = lab.download("blob10")
-        let seconds = now() - t0
+        let elapsed = now() - t0
         #expect(got == want, "10 MB over \(transport): sha256 \(got ?? "none") want \(want)")
-        print("e2e \(transport): 10 MB in \(Double(Int(seconds * 100)) / 100) s")
+        print("e2e \(transport): 10 MB in \(Double(Int(elapsed * 100)) / 100) s")
 
         let udp = lab.udpExchange(count: 20)
         #expect(udp.status == 0, "UDP echo (\(transport)): \(udp.output)")
+
+        // A new TCP connection is set up without a SYN retransmission (1 s): the first SYN-ACK
+        // (which carries reverse metadata and no payload) must reach the client.
+        let connect = lab.client.sh("curl -s -o /dev/null -w '%{time_connect}' http://\(Addr.server):8080/blob10")
+        let seconds = Double(connect.output.trimmed) ?? 99
+        #expect(seconds < 0.5, "TCP connect took \(seconds) s over \(transport) (first SYN-ACK lost?)")
 
         // both routers show the sessions
         let sa = lab.show(0, "sessions"), sb = lab.show(1, "sessions")
