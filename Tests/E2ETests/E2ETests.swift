@@ -64,6 +64,8 @@ struct E2ETests {
         let clear = "SVRD-E2E-CLEARTEXT-52be03"
 
         let packets = try lab.capture(onLinkTo: 0) {
+            let ping = lab.ping(count: 3)
+            #expect(ping.status == 0, "ping during the capture: \(ping.output)")
             #expect(lab.download("blob1") == want, "1 MB download during the capture")
             let u1 = lab.udpExchange(to: Addr.server, count: 5, payload: secret)
             #expect(u1.status == 0, "UDP to the encrypted service: \(u1.output)")
@@ -71,7 +73,6 @@ struct E2ETests {
             #expect(u2.status == 0, "UDP to the encryption-none service: \(u2.output)")
         }
         let ip = packets.filter(\.isIPv4)
-        print("e2e wire \(transport): sessions on A\n\(lab.show(0, "sessions").output)sessions on B\n\(lab.show(1, "sessions").output)")
         #expect(ip.count >= 700, "captured \(packets.count) frames, \(ip.count) IPv4")
 
         // Only the two waypoints appear in IP headers, and no LAN address anywhere in a frame.

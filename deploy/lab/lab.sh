@@ -174,6 +174,13 @@ build() {
     return
   fi
   command -v swift >/dev/null || fail "swift not found (install Swift 6.3, see README) or set SVRD_BIN"
+  if ! { command -v pkg-config >/dev/null && pkg-config --exists libmnl libnftnl libcrypto; }; then
+    [[ "${LAB_NO_APT:-0}" == 1 ]] && fail "build dependencies missing: libmnl-dev libnftnl-dev libssl-dev pkg-config"
+    info "installing build dependencies: libmnl-dev libnftnl-dev libssl-dev pkg-config"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      libmnl-dev libnftnl-dev libssl-dev pkg-config >/dev/null || fail "apt-get install of the build dependencies failed"
+  fi
   info "swift build -c release --product svrd (the first build takes a few minutes)"
   local t0=$SECONDS
   (cd "$ROOT" && swift build -c release --product svrd >"$WORK/build.log" 2>&1) ||
