@@ -83,6 +83,10 @@ let package = Package(
             dependencies: ["SVR", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
+            name: "E2ETests",
+            dependencies: ["TestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
             name: "SVRDTests",
             dependencies: ["svrd", "SVR", "Netlink", "TestSupport"],
             swiftSettings: swiftSettings),
