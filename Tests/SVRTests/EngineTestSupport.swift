@@ -87,10 +87,19 @@ final class Net {
     /// Tamper hook: may change a packet on the wire (return nil to lose it).
     var onWire: ((WirePacket) -> [UInt8]?)?
 
+    var configs: [String: String] = [:]
+
     func add(_ name: String, _ toml: String, waypoint: String) throws {
+        configs[name] = toml
         let config = try Config.parse(text: toml, fileName: "\(name).toml")
         routers[name] = try SVRRouter(config: config, maxSessions: 4096, cipherCacheSize: 64)
         owner[IPv4Address(waypoint)!.value] = name
+    }
+
+    /// Replaces `name` by a fresh router with the same config (a restart: no sessions).
+    func restart(_ name: String) throws {
+        let config = try Config.parse(text: configs[name]!, fileName: "\(name).toml")
+        routers[name] = try SVRRouter(config: config, maxSessions: 4096, cipherCacheSize: 64)
     }
 
     static func find(_ needle: [UInt8], in hay: [UInt8]) -> Bool {
@@ -273,19 +282,19 @@ enum Topo {
     }
 
     /// A → H → B.
-    static func chain(encryption: String = "aes-cbc-hmac", transport: String = "native") throws -> Net {
+    static func chain(encryption: String = "aes-cbc-hmac", transport: String = "native", adaptive: Bool = false) throws -> Net {
         let k = Keys()
         let net = Net()
         try net.add("A", router("A", key: k.a, address: a, tenantPrefixes: "\"10.1.0.0/16\"")
             + peer("H", key: k.h, address: h, transport: transport)
-            + services(route: "peer = \"H\"", encryption: encryption, adaptive: false), waypoint: a)
+            + services(route: "peer = \"H\"", encryption: encryption, adaptive: adaptive), waypoint: a)
         try net.add("H", router("H", key: k.h, address: h, tenantPrefixes: "")
             + peer("A", key: k.a, address: a, transport: transport)
             + peer("B", key: k.b, address: b, transport: transport)
-            + services(route: "peer = \"B\"", encryption: encryption, adaptive: false), waypoint: h)
+            + services(route: "peer = \"B\"", encryption: encryption, adaptive: adaptive), waypoint: h)
         try net.add("B", router("B", key: k.b, address: b, tenantPrefixes: "")
             + peer("H", key: k.h, address: h, transport: transport)
-            + services(route: "local = true", encryption: encryption, adaptive: false), waypoint: b)
+            + services(route: "local = true", encryption: encryption, adaptive: adaptive), waypoint: b)
         return net
     }
 }

@@ -827,6 +827,15 @@ public final class SVRRouter: PacketEngine {
         }
         let key = SessionKey(v4Source: src, v4Destination: dst, sourcePort: sp, destinationPort: dp, proto: proto, side: .wan)
         var hit = table.lookup(key)
+        if let h = hit, h.role == .wanFromUpstream, let d = decoded, d.forwardContext != nil, let u = d.sessionUUID,
+           u != table.uuid(h.index) {
+            // Forward metadata of a new session on a waypoint tuple we still hold (the
+            // upstream router restarted or reused the ports before our copy expired): the
+            // new session replaces the stale one (spec §2.6, existing flow recognition).
+            if table.remove(h.index) != nil { counters.sessionsExpired &+= 1 }
+            extras[Int(h.index.rawValue)].generation = 0
+            hit = nil
+        }
         if hit == nil {
             guard let d = decoded, d.forwardContext != nil else { return .drop(.noSession) }
             let r = createFromMetadata(d, base: base, bodyStart: bodyStart, bodyLen: bodyLen, wireProto: proto, tcpHeaderLength: l4Len,
@@ -846,7 +855,12 @@ public final class SVRRouter: PacketEngine {
             // Forward direction (we are egress or transit).
             guard Int(e.upPeer) == pi + 1 else { return .drop(.unknownPeer) }
             if let d = decoded {
-                if d.sessionEncrypted { e.flags |= SessionExtra.encrypt }
+                if d.sessionEncrypted && e.flags & SessionExtra.encrypt == 0 {
+                    // Adaptive encryption switched on upstream (spec §6.2): a transit router
+                    // must tell the next hop too, with metadata on this packet (TLV 11).
+                    e.flags |= SessionExtra.encrypt
+                    if e.role == SessionRole.transit.rawValue { e.flags |= SessionExtra.signalEncrypted }
+                }
                 // Forward metadata still coming a while after our TLV-18 control packet: it was
                 // lost; send another one (at most one per `controlDelayNanos`).
                 if e.flags & (SessionExtra.controlSent | SessionExtra.reverseSeen) == SessionExtra.controlSent,
@@ -863,7 +877,7 @@ public final class SVRRouter: PacketEngine {
             if let d = decoded, d.reverseContext != nil || d.disableForwardMetadata {
                 e.flags |= SessionExtra.fwdAck
             }
-            if let d = decoded, d.control != nil || d.disableForwardMetadata, bodyLen == metaLen {
+            if let d = decoded, d.control != nil, d.reverseContext == nil, bodyLen == metaLen {
                 extras[i] = e
                 return .consumed  // a control packet (TV4)
             }
@@ -975,7 +989,9 @@ public final class SVRRouter: PacketEngine {
         if !forward { e.flags |= SessionExtra.reverseSeen }
         let metaLen: Int
         if forward {
-            metaLen = e.flags & SessionExtra.fwdAck == 0
+            let withMeta = e.flags & SessionExtra.fwdAck == 0 || e.flags & SessionExtra.signalEncrypted != 0
+            e.flags &= ~SessionExtra.signalEncrypted
+            metaLen = withMeta
                 ? writeForwardMetadata(i, peer: peer, carriage: outCarriage, encrypted: e.flags & SessionExtra.encrypt != 0, syn: syn) : 0
         } else {
             metaLen = e.flags & SessionExtra.revAck == 0 ? writeReverseMetadata(i, peer: peer) : 0
