@@ -32,12 +32,9 @@ let python3: String = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3"
 
 let udpEchoScript = packageRoot + "/deploy/lab/udpecho.py"
 
-/// The E2E tests run when we are root and the binary has the daemon (`svrd run`).
-let e2eEnabled: Bool = {
-    guard isRoot, access(svrdBinary, X_OK) == 0 else { return false }
-    // `svrd --help` lists `run` among its subcommands once the daemon is built in
-    return shell("\(svrdBinary) --help | grep -qE '^ +run( |$)'").status == 0
-}()
+/// The E2E tests run whenever we are root (CI is). A missing `svrd` binary fails them:
+/// `swift build` builds it next to the tests.
+let e2eEnabled: Bool = isRoot
 
 enum Addr {
     static let client = "10.1.0.10"

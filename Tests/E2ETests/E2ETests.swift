@@ -10,7 +10,7 @@ import Glibc
 import TestSupport
 import Testing
 
-@Suite(.serialized, .enabled(if: e2eEnabled, "root and a svrd binary with `run` (swift build) are needed"))
+@Suite(.serialized, .enabled(if: e2eEnabled, "root is needed (network namespaces)"))
 struct E2ETests {
 
     // ---- traffic ---------------------------------------------------------------------------
