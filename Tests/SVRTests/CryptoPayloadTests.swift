@@ -181,4 +181,38 @@ private let pattern: [UInt8] = (0..<2100).map { UInt8(truncatingIfNeeded: $0 &* 
         #expect(throws: CryptoError.invalidKey) { try SymmetricKey(bytes: [1, 2, 3]) }
         #expect("\(m.key)" == "SymmetricKey(<redacted>)")
     }
+
+    @Test func sessionKeyMaterialCarriesReadySubkeys() throws {
+        let c = try SessionKeyMaterial.random(suite: .aes256CbcHmacSha256_128)
+        #expect(c.encoded.count == 65 && c.encoded[0] == 1 && c.macKey != nil && c.macKey != c.key)
+        #expect(try SessionKeyMaterial(encoded: c.encoded) == c)
+        #expect(throws: CryptoError.invalidKey) { try SessionKeyMaterial(encoded: c.encoded.dropLast(32)) }
+        #expect(throws: CryptoError.invalidKey) { try SessionKeyMaterial(suite: .aes256CbcHmacSha256_128, key: testKey) }
+        #expect(try SessionKeyMaterial(suite: .aes256Gcm, key: testKey, macKey: testKey).encoded.count == 33)
+    }
+
+    /// Ciphers built from ready subkeys interoperate, use the keys as given (no derivation:
+    /// a cipher deriving from the same 32 bytes cannot open), and reject another MAC key.
+    @Test(arguments: [CipherSuite.aes256CbcHmacSha256_128, .aes256Gcm])
+    func readySubkeysRoundTrip(suite: CipherSuite) throws {
+        let m = try SessionKeyMaterial.random(suite: suite)
+        var sealer = try PayloadCipher(material: m)
+        var opener = try PayloadCipher(material: SessionKeyMaterial(encoded: m.encoded))
+        var deriving = try PayloadCipher(suite: suite, key: m.key)
+        for n in [0, 1, 15, 16, 64, 1400] {
+            let buf = PacketScratch(Array(pattern[0..<n]), capacity: n + suite.maxOverhead)
+            let sealed = try sealer.seal(inPlace: buf.raw, plaintextLength: n)
+            let copy = buf.bytes(sealed)
+            #expect(throws: CryptoError.authenticationFailed) { _ = try deriving.open(inPlace: buf.raw, sealedLength: sealed) }
+            buf.raw.copyBytes(from: copy)
+            #expect(try opener.open(inPlace: buf.raw, sealedLength: sealed) == n)
+            #expect(buf.bytes(n) == Array(pattern[0..<n]))
+        }
+        if suite == .aes256CbcHmacSha256_128 {
+            var otherMAC = try PayloadCipher(material: SessionKeyMaterial(suite: suite, key: m.key, macKey: .random()))
+            let buf = PacketScratch(Array(pattern[0..<64]), capacity: 64 + suite.maxOverhead)
+            let sealed = try sealer.seal(inPlace: buf.raw, plaintextLength: 64)
+            #expect(throws: CryptoError.authenticationFailed) { _ = try otherMAC.open(inPlace: buf.raw, sealedLength: sealed) }
+        }
+    }
 }

@@ -17,9 +17,11 @@
 // starting points land within each other's range: probability ≤ (ciphers² · packets) / 2^96.
 // Layout `ciphertext ‖ nonce ‖ tag`; no AAD (the §6.3 packet HMAC covers the headers).
 //
-// Keys: the 32-byte session key is never used directly; each suite derives its subkeys with
-// HKDF-SHA256(ikm: key, salt: "", info: label) once at init, labels
-// "svrd payload v1 aes-256-cbc", "svrd payload v1 hmac-sha256", "svrd payload v1 aes-256-gcm".
+// Keys: `init(material:)` (and the engine's `install`) take the suite's ready subkeys as
+// carried in TLV 46 (independent random keys, see SessionKeyMaterial). `init(suite:key:)`
+// and `rekey(_:deriver:)` instead derive them from one 32-byte key with
+// HKDF-SHA256(ikm: key, salt: "", info: label), labels "svrd payload v1 aes-256-cbc",
+// "svrd payload v1 hmac-sha256", "svrd payload v1 aes-256-gcm".
 
 /// Seals and opens payloads of one key, in place. One per thread per key: it owns OpenSSL
 /// contexts (freed on deinit) and per-packet state, and must not be shared between threads.
@@ -49,6 +51,39 @@ public struct PayloadCipher: ~Copyable {
             prefix = start[0..<4].reduce(0) { $0 << 8 | UInt32($1) }
             counter = start[4..<12].reduce(0) { $0 << 8 | UInt64($1) }
             engine = .gcm(try GCMEngine(key: key))
+        }
+        self.suite = suite
+        ivOffset = 0
+        noncePrefix = prefix
+        nonceCounter = counter
+        noncesLeft = .max
+    }
+
+    /// Creates the contexts for session key material that carries ready subkeys (TLV 46):
+    /// the keys are installed as they are, without a derivation.
+    public init(material: SessionKeyMaterial) throws(CryptoError) {
+        var subkeys = [UInt8](repeating: 0, count: 64)
+        subkeys.replaceSubrange(0..<32, with: material.key.bytes)
+        if let m = material.macKey { subkeys.replaceSubrange(32..<64, with: m.bytes) }
+        try self.init(suite: material.suite, subkeys: subkeys)
+    }
+
+    /// Creates the contexts for the suite with `subkeys` (64 bytes, the layout of
+    /// `deriveSubkeys`: CBC key ‖ MAC key, or GCM key ‖ unused).
+    init(suite: CipherSuite, subkeys: [UInt8]) throws(CryptoError) {
+        guard subkeys.count == 64 else { throw .invalidKey }
+        var prefix: UInt32 = 0
+        var counter: UInt64 = 0
+        switch suite {
+        case .none:
+            engine = .none
+        case .aes256CbcHmacSha256_128:
+            engine = .cbc(try CBCEngine(encryptionKey: Array(subkeys[0..<32]), macKey: Array(subkeys[32..<64])))
+        case .aes256Gcm:
+            let start = try OpenSSLSys.randomBytes(count: 12)
+            prefix = start[0..<4].reduce(0) { $0 << 8 | UInt32($1) }
+            counter = start[4..<12].reduce(0) { $0 << 8 | UInt64($1) }
+            engine = .gcm(try GCMEngine(key: Array(subkeys[0..<32])))
         }
         self.suite = suite
         ivOffset = 0
@@ -288,8 +323,10 @@ struct CBCEngine: ~Copyable {
     let ivPool: UnsafeMutableRawPointer
 
     init(key: SymmetricKey) throws(CryptoError) {
-        let encKey = try key.subkey("svrd payload v1 aes-256-cbc")
-        let macKey = try key.subkey("svrd payload v1 hmac-sha256")
+        try self.init(encryptionKey: key.subkey("svrd payload v1 aes-256-cbc"), macKey: key.subkey("svrd payload v1 hmac-sha256"))
+    }
+
+    init(encryptionKey encKey: [UInt8], macKey: [UInt8]) throws(CryptoError) {
         let enc = try CipherContext(cipher: "AES-256-CBC", key: encKey, encrypt: true)
         let dec = try CipherContext(cipher: "AES-256-CBC", key: encKey, encrypt: false)
         let mac = try MacContext(digest: "SHA256", key: macKey)
@@ -314,7 +351,10 @@ struct GCMEngine: ~Copyable {
     let decrypt: CipherContext
 
     init(key: SymmetricKey) throws(CryptoError) {
-        let k = try key.subkey("svrd payload v1 aes-256-gcm")
+        try self.init(key: key.subkey("svrd payload v1 aes-256-gcm"))
+    }
+
+    init(key k: [UInt8]) throws(CryptoError) {
         // Fallible steps into locals first: a ~Copyable value cannot be half-initialised.
         let enc = try CipherContext(cipher: "AES-256-GCM", key: k, encrypt: true)
         let dec = try CipherContext(cipher: "AES-256-GCM", key: k, encrypt: false)
