@@ -182,6 +182,52 @@ private let pattern: [UInt8] = (0..<2100).map { UInt8(truncatingIfNeeded: $0 &* 
         #expect("\(m.key)" == "SymmetricKey(<redacted>)")
     }
 
+    /// CBC contexts keep their chain between packets (no EVP re-init per packet; the first
+    /// block absorbs chain ⊕ IV). Cross-check against contexts on their first packet (plain
+    /// CBC with the packet's IV): a long-lived sealer's packets open with fresh openers, and
+    /// a long-lived opener opens fresh sealers' packets, across re-keys and a failed open.
+    @Test func cbcChainedContextsMatchFreshOnes() throws {
+        let m = try SessionKeyMaterial.random(suite: .aes256CbcHmacSha256_128)
+        let m2 = try SessionKeyMaterial.random(suite: .aes256CbcHmacSha256_128)
+        var sealer = try PayloadCipher(material: m)
+        var opener = try PayloadCipher(material: m)
+        for (i, n) in [0, 1, 15, 16, 17, 64, 100, 1400, 3, 48].enumerated() {
+            let buf = PacketScratch(Array(pattern[i..<(i + n)]), capacity: n + 48)
+            let sealed = try sealer.seal(inPlace: buf.raw, plaintextLength: n)
+            var fresh = try PayloadCipher(material: m)
+            let copy = buf.bytes(sealed)
+            #expect(try fresh.open(inPlace: buf.raw, sealedLength: sealed) == n)
+            #expect(buf.bytes(n) == Array(pattern[i..<(i + n)]))
+            var freshSealer = try PayloadCipher(material: m)
+            let buf2 = PacketScratch(Array(pattern[i..<(i + n)]), capacity: n + 48)
+            let sealed2 = try freshSealer.seal(inPlace: buf2.raw, plaintextLength: n)
+            #expect(try opener.open(inPlace: buf2.raw, sealedLength: sealed2) == n)
+            #expect(buf2.bytes(n) == Array(pattern[i..<(i + n)]))
+            // A forged packet leaves the opener's chain alone.
+            let bad = PacketScratch(copy, capacity: sealed)
+            bad.flip(byte: sealed - 1)
+            #expect(throws: CryptoError.authenticationFailed) { _ = try opener.open(inPlace: bad.raw, sealedLength: sealed) }
+        }
+        // Re-keyed in place (the engine's cache): still plain CBC toward fresh contexts.
+        let k2 = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+        defer { k2.deallocate() }
+        k2.copyBytes(from: m2.key.bytes + m2.macKey!.bytes)
+        try sealer.install(k2.baseAddress!, sealing: true)
+        try opener.install(k2.baseAddress!, sealing: false)
+        for n in [100, 7, 1400] {
+            let buf = PacketScratch(Array(pattern[0..<n]), capacity: n + 48)
+            let sealed = try sealer.seal(inPlace: buf.raw, plaintextLength: n)
+            var fresh = try PayloadCipher(material: m2)
+            #expect(try fresh.open(inPlace: buf.raw, sealedLength: sealed) == n)
+            #expect(buf.bytes(n) == Array(pattern[0..<n]))
+            var freshSealer = try PayloadCipher(material: m2)
+            let buf2 = PacketScratch(Array(pattern[0..<n]), capacity: n + 48)
+            let sealed2 = try freshSealer.seal(inPlace: buf2.raw, plaintextLength: n)
+            #expect(try opener.open(inPlace: buf2.raw, sealedLength: sealed2) == n)
+            #expect(buf2.bytes(n) == Array(pattern[0..<n]))
+        }
+    }
+
     @Test func sessionKeyMaterialCarriesReadySubkeys() throws {
         let c = try SessionKeyMaterial.random(suite: .aes256CbcHmacSha256_128)
         #expect(c.encoded.count == 65 && c.encoded[0] == 1 && c.macKey != nil && c.macKey != c.key)

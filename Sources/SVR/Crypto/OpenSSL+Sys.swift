@@ -153,9 +153,18 @@ struct CipherContext: ~Copyable {
         defer { EVP_CIPHER_free(c) }
         guard Int(EVP_CIPHER_get_key_length(c)) == key.count else { throw .invalidKey }
         guard let ctx = EVP_CIPHER_CTX_new() else { throw OpenSSLSys.error(.cipherSetup) }
+        // Padding is set on the provider's context directly, once: `EVP_CIPHER_CTX_set_padding`
+        // would also flag the EVP context, and OpenSSL 3.0 then re-sends the setting (a
+        // provider parameter round trip) on every later init. AEAD modes have no padding.
+        let isCBC = String(describing: cipher).hasSuffix("-CBC")
         let ok = key.withUnsafeBufferPointer { k in
-            EVP_CipherInit_ex2(ctx, c, k.baseAddress, nil, encrypt ? 1 : 0, nil) == 1
-                && EVP_CIPHER_CTX_set_padding(ctx, padding ? 1 : 0) == 1
+            guard EVP_CipherInit_ex2(ctx, c, k.baseAddress, nil, encrypt ? 1 : 0, nil) == 1 else { return false }
+            guard isCBC else { return true }
+            var pad: UInt32 = padding ? 1 : 0
+            return withUnsafeMutablePointer(to: &pad) { p in
+                var params = [OSSL_PARAM_construct_uint(OpenSSLSys.cString("padding"), p), OSSL_PARAM_construct_end()]
+                return EVP_CIPHER_CTX_set_params(ctx, &params) == 1
+            }
         }
         guard ok else {
             let e = OpenSSLSys.error(.cipherSetup)
@@ -173,6 +182,14 @@ struct CipherContext: ~Copyable {
         guard EVP_CipherInit_ex2(ctx, nil, key.assumingMemoryBound(to: UInt8.self), nil, -1, nil) == 1 else {
             throw OpenSSLSys.error(.cipherSetup)
         }
+    }
+
+    /// Installs a new 32-byte key and starts a message with `iv` in one init.
+    @inline(__always)
+    func rekey(_ key: UnsafeRawPointer, iv: UnsafeRawPointer) throws(CryptoError) {
+        guard EVP_CipherInit_ex2(ctx, nil, key.assumingMemoryBound(to: UInt8.self), iv.assumingMemoryBound(to: UInt8.self),
+                                 -1, nil) == 1
+        else { throw OpenSSLSys.error(.cipherSetup) }
     }
 
     /// Starts a new message with this IV/nonce (the key schedule is kept).

@@ -115,8 +115,16 @@ public struct PayloadCipher: ~Copyable {
             let iv = base + padded
             iv.copyMemory(from: e.ivPool + ivOffset, byteCount: 16)
             ivOffset += 16
-            try e.encrypt.setIV(iv)
-            _ = try e.encrypt.update(base, count: padded, op: .encrypt)
+            // The context continues its CBC chain from `encChain` (its last ciphertext block):
+            // first block ⊕ chain ⊕ IV makes this exactly CBC with IV, without an EVP re-init.
+            CBCEngine.xor16(base, e.encChain, iv)
+            do throws(CryptoError) {
+                _ = try e.encrypt.update(base, count: padded, op: .encrypt)
+            } catch {
+                e.resynchronise(encrypt: true)
+                throw error
+            }
+            e.encChain.copyMemory(from: base + padded - 16, byteCount: 16)
             try e.mac.sign(iv, 16, base, padded, tag: iv + 16, tagLength: 16)
             return total
         case .gcm(let e):
@@ -126,7 +134,12 @@ public struct PayloadCipher: ~Copyable {
             let nonce = base + n
             nonce.storeBytes(of: noncePrefix.bigEndian, as: UInt32.self)
             nonce.storeBytes(of: nonceCounter.bigEndian, toByteOffset: 4, as: UInt64.self)
-            try e.encrypt.setIV(nonce)
+            if e.pending.load(fromByteOffset: GCMEngine.encPendingFlag, as: UInt8.self) != 0 {
+                try e.encrypt.rekey(e.pending, iv: nonce)  // key schedule and nonce in one init
+                e.clearPending(encrypt: true)
+            } else {
+                try e.encrypt.setIV(nonce)
+            }
             if n > 0 { _ = try e.encrypt.update(base, count: n, op: .encrypt) }
             guard e.encrypt.finish(nonce) else { throw OpenSSLSys.error(.encrypt) }
             try e.encrypt.getTag(nonce + 12)
@@ -158,8 +171,17 @@ public struct PayloadCipher: ~Copyable {
             guard try e.mac.check(iv, 16, base, padded, tag: iv + 16, tagLength: 16) else {
                 throw .authenticationFailed
             }
-            try e.decrypt.setIV(iv)
-            _ = try e.decrypt.update(base, count: padded, op: .decrypt)
+            // Chained like seal: decrypt continuing from `decChain`, then first block ⊕ chain ⊕ IV.
+            var last: (UInt64, UInt64) = (0, 0)
+            withUnsafeMutableBytes(of: &last) { $0.baseAddress!.copyMemory(from: base + padded - 16, byteCount: 16) }
+            do throws(CryptoError) {
+                _ = try e.decrypt.update(base, count: padded, op: .decrypt)
+            } catch {
+                e.resynchronise(encrypt: false)
+                throw error
+            }
+            CBCEngine.xor16(base, e.decChain, iv)
+            withUnsafeBytes(of: &last) { e.decChain.copyMemory(from: $0.baseAddress!, byteCount: 16) }
             let pad = Int(base.load(fromByteOffset: padded - 1, as: UInt8.self))
             guard pad >= 1, pad <= 16 else { throw .malformedInput(length: len) }
             for i in padded - pad..<padded - 1 where base.load(fromByteOffset: i, as: UInt8.self) != UInt8(pad) {
@@ -170,7 +192,12 @@ public struct PayloadCipher: ~Copyable {
             guard len >= 28 else { throw .malformedInput(length: len) }
             let n = len - 28
             let nonce = base + n
-            try e.decrypt.setIV(nonce)
+            if e.pending.load(fromByteOffset: GCMEngine.decPendingFlag, as: UInt8.self) != 0 {
+                try e.decrypt.rekey(e.pending + 32, iv: nonce)
+                e.clearPending(encrypt: false)
+            } else {
+                try e.decrypt.setIV(nonce)
+            }
             try e.decrypt.setTag(nonce + 12)
             if n > 0 { _ = try e.decrypt.update(base, count: n, op: .decrypt) }
             guard e.decrypt.finish(nonce) else {
@@ -223,10 +250,20 @@ extension PayloadCipher {
         case .none:
             return
         case .cbc(let e):
-            if sealing { try e.encrypt.rekey(subkeys) } else { try e.decrypt.rekey(subkeys) }
+            // Key and a zero IV in one init: the chain restarts at zero.
+            if sealing {
+                try e.encrypt.rekey(subkeys, iv: CBCEngine.zeroBlock)
+                e.encChain.initializeMemory(as: UInt8.self, repeating: 0, count: 16)
+            } else {
+                try e.decrypt.rekey(subkeys, iv: CBCEngine.zeroBlock)
+                e.decChain.initializeMemory(as: UInt8.self, repeating: 0, count: 16)
+            }
             try e.mac.rekey(subkeys + 32, count: 32)
         case .gcm(let e):
-            if sealing { try e.encrypt.rekey(subkeys) } else { try e.decrypt.rekey(subkeys) }
+            // Deferred to the next seal/open, which sets key and nonce with one EVP init.
+            let at = sealing ? 0 : 32
+            (e.pending + at).copyMemory(from: subkeys, byteCount: 32)
+            e.pending.storeBytes(of: 1, toByteOffset: sealing ? GCMEngine.encPendingFlag : GCMEngine.decPendingFlag, as: UInt8.self)
         }
     }
 }
@@ -321,6 +358,31 @@ struct CBCEngine: ~Copyable {
     let decrypt: CipherContext
     let mac: MacContext
     let ivPool: UnsafeMutableRawPointer
+    /// The CBC chaining value each context continues from (its last ciphertext block, or the
+    /// IV of its last init): 16 bytes each, after the IV pool.
+    var encChain: UnsafeMutableRawPointer { ivPool + Self.poolSize }
+    var decChain: UnsafeMutableRawPointer { ivPool + Self.poolSize + 16 }
+    /// 16 zero bytes (a literal in the binary).
+    static var zeroBlock: UnsafeRawPointer {
+        UnsafeRawPointer(("\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0" as StaticString).utf8Start)
+    }
+
+    /// `block[0..<16] ^= a[0..<16] ^ b[0..<16]`.
+    @inline(__always)
+    static func xor16(_ block: UnsafeMutableRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer) {
+        for j in stride(from: 0, to: 16, by: 8) {
+            let v = block.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+                ^ a.loadUnaligned(fromByteOffset: j, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+            block.storeBytes(of: v, toByteOffset: j, as: UInt64.self)
+        }
+    }
+
+    /// After a failed update the context's chain is unknown: restart it at a zero IV (same key).
+    func resynchronise(encrypt: Bool) {
+        let ok = encrypt ? (try? self.encrypt.setIV(Self.zeroBlock)) != nil : (try? decrypt.setIV(Self.zeroBlock)) != nil
+        (encrypt ? encChain : decChain).initializeMemory(as: UInt8.self, repeating: 0, count: 16)
+        if !ok { OpenSSLSys.clearErrors() }
+    }
 
     init(key: SymmetricKey) throws(CryptoError) {
         try self.init(encryptionKey: key.subkey("svrd payload v1 aes-256-cbc"), macKey: key.subkey("svrd payload v1 hmac-sha256"))
@@ -330,9 +392,12 @@ struct CBCEngine: ~Copyable {
         let enc = try CipherContext(cipher: "AES-256-CBC", key: encKey, encrypt: true)
         let dec = try CipherContext(cipher: "AES-256-CBC", key: encKey, encrypt: false)
         let mac = try MacContext(digest: "SHA256", key: macKey)
-        let pool = UnsafeMutableRawPointer.allocate(byteCount: Self.poolSize, alignment: 64)
+        let pool = UnsafeMutableRawPointer.allocate(byteCount: Self.poolSize + 32, alignment: 64)
+        pool.initializeMemory(as: UInt8.self, repeating: 0, count: Self.poolSize + 32)  // chains: zero
         do throws(CryptoError) {
             try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: pool, count: Self.poolSize))
+            try enc.setIV(Self.zeroBlock)
+            try dec.setIV(Self.zeroBlock)
         } catch {
             pool.deallocate()
             throw error
@@ -349,6 +414,19 @@ struct CBCEngine: ~Copyable {
 struct GCMEngine: ~Copyable {
     let encrypt: CipherContext
     let decrypt: CipherContext
+    /// Keys installed but not yet set (sealing key at 0, opening key at 32) and their flags.
+    let pending: UnsafeMutableRawPointer
+    static let encPendingFlag = 64, decPendingFlag = 65
+
+    func clearPending(encrypt: Bool) {
+        (pending + (encrypt ? 0 : 32)).initializeMemory(as: UInt8.self, repeating: 0, count: 32)
+        pending.storeBytes(of: 0, toByteOffset: encrypt ? Self.encPendingFlag : Self.decPendingFlag, as: UInt8.self)
+    }
+
+    deinit {
+        pending.initializeMemory(as: UInt8.self, repeating: 0, count: 66)
+        pending.deallocate()
+    }
 
     init(key: SymmetricKey) throws(CryptoError) {
         try self.init(key: key.subkey("svrd payload v1 aes-256-gcm"))
@@ -360,5 +438,7 @@ struct GCMEngine: ~Copyable {
         let dec = try CipherContext(cipher: "AES-256-GCM", key: k, encrypt: false)
         encrypt = enc
         decrypt = dec
+        pending = .allocate(byteCount: 66, alignment: 64)
+        pending.initializeMemory(as: UInt8.self, repeating: 0, count: 66)
     }
 }
