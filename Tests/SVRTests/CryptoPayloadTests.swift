@@ -228,6 +228,32 @@ private let pattern: [UInt8] = (0..<2100).map { UInt8(truncatingIfNeeded: $0 &* 
         }
     }
 
+    /// GCM sets a packet's nonce with one provider parameter (no EVP re-init) on a keyed
+    /// context, and with the key in one EVP init after `install`: both must use the nonce that
+    /// travels in the packet, so each opens the other's packets.
+    @Test func gcmNonceSettingPathsAgree() throws {
+        let m = try SessionKeyMaterial.random(suite: .aes256Gcm)
+        let k = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+        defer { k.deallocate() }
+        k.copyBytes(from: m.key.bytes + [UInt8](repeating: 0, count: 32))
+        var sealer = try PayloadCipher(material: m)
+        var opener = try PayloadCipher(material: m)
+        for n in [0, 1, 16, 64, 1400, 5] {
+            let buf = PacketScratch(Array(pattern[0..<n]), capacity: n + 28)
+            let sealed = try sealer.seal(inPlace: buf.raw, plaintextLength: n)
+            var viaInit = try PayloadCipher(suite: .aes256Gcm, key: testKey)
+            try viaInit.install(k.baseAddress!, sealing: false)
+            #expect(try viaInit.open(inPlace: buf.raw, sealedLength: sealed) == n)
+            #expect(buf.bytes(n) == Array(pattern[0..<n]))
+            var sealerViaInit = try PayloadCipher(suite: .aes256Gcm, key: testKey)
+            try sealerViaInit.install(k.baseAddress!, sealing: true)
+            let buf2 = PacketScratch(Array(pattern[0..<n]), capacity: n + 28)
+            let sealed2 = try sealerViaInit.seal(inPlace: buf2.raw, plaintextLength: n)
+            #expect(try opener.open(inPlace: buf2.raw, sealedLength: sealed2) == n)
+            #expect(buf2.bytes(n) == Array(pattern[0..<n]))
+        }
+    }
+
     @Test func sessionKeyMaterialCarriesReadySubkeys() throws {
         let c = try SessionKeyMaterial.random(suite: .aes256CbcHmacSha256_128)
         #expect(c.encoded.count == 65 && c.encoded[0] == 1 && c.macKey != nil && c.macKey != c.key)

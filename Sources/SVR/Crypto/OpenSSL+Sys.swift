@@ -200,6 +200,17 @@ struct CipherContext: ~Copyable {
         }
     }
 
+    /// AES-GCM: starts a new message with this whole 12-byte nonce without an EVP re-init
+    /// (`EVP_CTRL_GCM_SET_IV_FIXED` with length -1 copies the entire IV into the provider's
+    /// context, which applies it before the next update or final; one parameter call instead
+    /// of `EVP_CipherInit_ex2`'s parameter queries). The key must be set.
+    @inline(__always)
+    func setNonce(_ nonce: UnsafeRawPointer) throws(CryptoError) {
+        guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IV_FIXED, -1, UnsafeMutableRawPointer(mutating: nonce)) == 1 else {
+            throw OpenSSLSys.error(.cipherSetIV)
+        }
+    }
+
     /// Encrypts or decrypts `count` bytes in place; returns the bytes written.
     @inline(__always)
     func update(_ data: UnsafeMutableRawPointer, count: Int, op: CryptoOperation) throws(CryptoError) -> Int {

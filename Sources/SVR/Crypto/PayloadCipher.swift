@@ -138,7 +138,7 @@ public struct PayloadCipher: ~Copyable {
                 try e.encrypt.rekey(e.pending, iv: nonce)  // key schedule and nonce in one init
                 e.clearPending(encrypt: true)
             } else {
-                try e.encrypt.setIV(nonce)
+                try e.encrypt.setNonce(nonce)
             }
             if n > 0 { _ = try e.encrypt.update(base, count: n, op: .encrypt) }
             guard e.encrypt.finish(nonce) else { throw OpenSSLSys.error(.encrypt) }
@@ -196,7 +196,7 @@ public struct PayloadCipher: ~Copyable {
                 try e.decrypt.rekey(e.pending + 32, iv: nonce)
                 e.clearPending(encrypt: false)
             } else {
-                try e.decrypt.setIV(nonce)
+                try e.decrypt.setNonce(nonce)
             }
             try e.decrypt.setTag(nonce + 12)
             if n > 0 { _ = try e.decrypt.update(base, count: n, op: .decrypt) }
