@@ -250,12 +250,14 @@ extension PayloadCipher {
         case .none:
             return
         case .cbc(let e):
-            // Key and a zero IV in one init: the chain restarts at zero.
+            // A key-only init: OpenSSL's CBC provider then restores the IV of the context's
+            // last IV init (always the zero block here: creation, resynchronise), so the chain
+            // restarts at zero without the IV-length query an IV costs.
             if sealing {
-                try e.encrypt.rekey(subkeys, iv: CBCEngine.zeroBlock)
+                try e.encrypt.rekey(subkeys)
                 e.encChain.initializeMemory(as: UInt8.self, repeating: 0, count: 16)
             } else {
-                try e.decrypt.rekey(subkeys, iv: CBCEngine.zeroBlock)
+                try e.decrypt.rekey(subkeys)
                 e.decChain.initializeMemory(as: UInt8.self, repeating: 0, count: 16)
             }
             try e.mac.rekey(subkeys + 32, count: 32)
