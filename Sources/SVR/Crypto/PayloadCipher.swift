@@ -3,8 +3,8 @@
 //
 // Seal, AES-256-CBC + HMAC-SHA256-128 (n plaintext bytes at buffer[0..<n]):
 //   1. PKCS#7: write p = 16 - n % 16 bytes of value p at [n, P), P = n + p.
-//   2. IV: the next 16 bytes of a per-cipher pool filled by RAND_bytes (refilled every 256
-//      packets, so the CSPRNG is called once per 4 KiB, not per packet), written at [P, P+16).
+//   2. IV: the next 16 bytes of a per-cipher pool filled by RAND_bytes (refilled every 32
+//      packets, so the CSPRNG is called once per 512 B, not per packet), written at [P, P+16).
 //   3. Encrypt [0, P) in place with the IV (EVP padding off: no internal buffering/copy).
 //   4. Tag = HMAC-SHA256(macKey, IV ‖ ciphertext)[0..<16], written at [P+16, P+32).
 // Open verifies the tag first (constant time) and only then decrypts, so a forged packet
@@ -354,8 +354,8 @@ enum PayloadEngine: ~Copyable {
 }
 
 struct CBCEngine: ~Copyable {
-    /// 256 IVs per RAND_bytes call.
-    static let poolSize = 4096
+    /// 32 IVs per RAND_bytes call (512 B: the 4,096 cached ciphers of a router stay small).
+    static let poolSize = 512
     let encrypt: CipherContext
     let decrypt: CipherContext
     let mac: MacContext
