@@ -31,6 +31,7 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]),
         .target(
             name: "CShim",
+            dependencies: ["COpenSSL"],  // hmac.c: low-level SHA-256/SHA-1 (allocation-free HMAC)
             cSettings: [.define("_GNU_SOURCE")]),
 
         // ---- libraries -------------------------------------------------------------------

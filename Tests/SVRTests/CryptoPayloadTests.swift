@@ -181,4 +181,110 @@ private let pattern: [UInt8] = (0..<2100).map { UInt8(truncatingIfNeeded: $0 &* 
         #expect(throws: CryptoError.invalidKey) { try SymmetricKey(bytes: [1, 2, 3]) }
         #expect("\(m.key)" == "SymmetricKey(<redacted>)")
     }
+
+    /// CBC contexts keep their chain between packets (no EVP re-init per packet; the first
+    /// block absorbs chain ⊕ IV). Cross-check against contexts on their first packet (plain
+    /// CBC with the packet's IV): a long-lived sealer's packets open with fresh openers, and
+    /// a long-lived opener opens fresh sealers' packets, across re-keys and a failed open.
+    @Test func cbcChainedContextsMatchFreshOnes() throws {
+        let m = try SessionKeyMaterial.random(suite: .aes256CbcHmacSha256_128)
+        let m2 = try SessionKeyMaterial.random(suite: .aes256CbcHmacSha256_128)
+        var sealer = try PayloadCipher(material: m)
+        var opener = try PayloadCipher(material: m)
+        for (i, n) in [0, 1, 15, 16, 17, 64, 100, 1400, 3, 48].enumerated() {
+            let buf = PacketScratch(Array(pattern[i..<(i + n)]), capacity: n + 48)
+            let sealed = try sealer.seal(inPlace: buf.raw, plaintextLength: n)
+            var fresh = try PayloadCipher(material: m)
+            let copy = buf.bytes(sealed)
+            #expect(try fresh.open(inPlace: buf.raw, sealedLength: sealed) == n)
+            #expect(buf.bytes(n) == Array(pattern[i..<(i + n)]))
+            var freshSealer = try PayloadCipher(material: m)
+            let buf2 = PacketScratch(Array(pattern[i..<(i + n)]), capacity: n + 48)
+            let sealed2 = try freshSealer.seal(inPlace: buf2.raw, plaintextLength: n)
+            #expect(try opener.open(inPlace: buf2.raw, sealedLength: sealed2) == n)
+            #expect(buf2.bytes(n) == Array(pattern[i..<(i + n)]))
+            // A forged packet leaves the opener's chain alone.
+            let bad = PacketScratch(copy, capacity: sealed)
+            bad.flip(byte: sealed - 1)
+            #expect(throws: CryptoError.authenticationFailed) { _ = try opener.open(inPlace: bad.raw, sealedLength: sealed) }
+        }
+        // Re-keyed in place (the engine's cache): still plain CBC toward fresh contexts.
+        let k2 = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+        defer { k2.deallocate() }
+        k2.copyBytes(from: m2.key.bytes + m2.macKey!.bytes)
+        try sealer.install(k2.baseAddress!, sealing: true)
+        try opener.install(k2.baseAddress!, sealing: false)
+        for n in [100, 7, 1400] {
+            let buf = PacketScratch(Array(pattern[0..<n]), capacity: n + 48)
+            let sealed = try sealer.seal(inPlace: buf.raw, plaintextLength: n)
+            var fresh = try PayloadCipher(material: m2)
+            #expect(try fresh.open(inPlace: buf.raw, sealedLength: sealed) == n)
+            #expect(buf.bytes(n) == Array(pattern[0..<n]))
+            var freshSealer = try PayloadCipher(material: m2)
+            let buf2 = PacketScratch(Array(pattern[0..<n]), capacity: n + 48)
+            let sealed2 = try freshSealer.seal(inPlace: buf2.raw, plaintextLength: n)
+            #expect(try opener.open(inPlace: buf2.raw, sealedLength: sealed2) == n)
+            #expect(buf2.bytes(n) == Array(pattern[0..<n]))
+        }
+    }
+
+    /// GCM sets a packet's nonce with one provider parameter (no EVP re-init) on a keyed
+    /// context, and with the key in one EVP init after `install`: both must use the nonce that
+    /// travels in the packet, so each opens the other's packets.
+    @Test func gcmNonceSettingPathsAgree() throws {
+        let m = try SessionKeyMaterial.random(suite: .aes256Gcm)
+        let k = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+        defer { k.deallocate() }
+        k.copyBytes(from: m.key.bytes + [UInt8](repeating: 0, count: 32))
+        var sealer = try PayloadCipher(material: m)
+        var opener = try PayloadCipher(material: m)
+        for n in [0, 1, 16, 64, 1400, 5] {
+            let buf = PacketScratch(Array(pattern[0..<n]), capacity: n + 28)
+            let sealed = try sealer.seal(inPlace: buf.raw, plaintextLength: n)
+            var viaInit = try PayloadCipher(suite: .aes256Gcm, key: testKey)
+            try viaInit.install(k.baseAddress!, sealing: false)
+            #expect(try viaInit.open(inPlace: buf.raw, sealedLength: sealed) == n)
+            #expect(buf.bytes(n) == Array(pattern[0..<n]))
+            var sealerViaInit = try PayloadCipher(suite: .aes256Gcm, key: testKey)
+            try sealerViaInit.install(k.baseAddress!, sealing: true)
+            let buf2 = PacketScratch(Array(pattern[0..<n]), capacity: n + 28)
+            let sealed2 = try sealerViaInit.seal(inPlace: buf2.raw, plaintextLength: n)
+            #expect(try opener.open(inPlace: buf2.raw, sealedLength: sealed2) == n)
+            #expect(buf2.bytes(n) == Array(pattern[0..<n]))
+        }
+    }
+
+    @Test func sessionKeyMaterialCarriesReadySubkeys() throws {
+        let c = try SessionKeyMaterial.random(suite: .aes256CbcHmacSha256_128)
+        #expect(c.encoded.count == 65 && c.encoded[0] == 1 && c.macKey != nil && c.macKey != c.key)
+        #expect(try SessionKeyMaterial(encoded: c.encoded) == c)
+        #expect(throws: CryptoError.invalidKey) { try SessionKeyMaterial(encoded: c.encoded.dropLast(32)) }
+        #expect(throws: CryptoError.invalidKey) { try SessionKeyMaterial(suite: .aes256CbcHmacSha256_128, key: testKey) }
+        #expect(try SessionKeyMaterial(suite: .aes256Gcm, key: testKey, macKey: testKey).encoded.count == 33)
+    }
+
+    /// Ciphers built from ready subkeys interoperate, use the keys as given (no derivation:
+    /// a cipher deriving from the same 32 bytes cannot open), and reject another MAC key.
+    @Test(arguments: [CipherSuite.aes256CbcHmacSha256_128, .aes256Gcm])
+    func readySubkeysRoundTrip(suite: CipherSuite) throws {
+        let m = try SessionKeyMaterial.random(suite: suite)
+        var sealer = try PayloadCipher(material: m)
+        var opener = try PayloadCipher(material: SessionKeyMaterial(encoded: m.encoded))
+        var deriving = try PayloadCipher(suite: suite, key: m.key)
+        for n in [0, 1, 15, 16, 64, 1400] {
+            let buf = PacketScratch(Array(pattern[0..<n]), capacity: n + suite.maxOverhead)
+            let sealed = try sealer.seal(inPlace: buf.raw, plaintextLength: n)
+            let copy = buf.bytes(sealed)
+            #expect(throws: CryptoError.authenticationFailed) { _ = try deriving.open(inPlace: buf.raw, sealedLength: sealed) }
+            buf.raw.copyBytes(from: copy)
+            #expect(try opener.open(inPlace: buf.raw, sealedLength: sealed) == n)
+            #expect(buf.bytes(n) == Array(pattern[0..<n]))
+        }
+        if suite == .aes256CbcHmacSha256_128 {
+            var otherMAC = try PayloadCipher(material: SessionKeyMaterial(suite: suite, key: m.key, macKey: .random()))
+            let buf = PacketScratch(Array(pattern[0..<64]), capacity: 64 + suite.maxOverhead)
+            let sealed = try sealer.seal(inPlace: buf.raw, plaintextLength: 64)
+            #expect(throws: CryptoError.authenticationFailed) { _ = try otherMAC.open(inPlace: buf.raw, sealedLength: sealed) }
+        }
+    }
 }

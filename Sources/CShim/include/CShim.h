@@ -80,5 +80,6 @@ int svr_sendmmsg(int fd, svr_mmsghdr *msgs, unsigned int count, int blocking);
 // CShim.h is the umbrella header, so the extra headers are included from here.
 #include "tun_extra.h"
 #include "wan_extra.h"
+#include "svr_hmac.h"
 
 #endif

@@ -42,6 +42,10 @@ public enum CipherSuite: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         }
     }
 
+    /// Bytes of ready-to-use subkeys a session of this suite carries (TLV 46 after the suite
+    /// id): CBC 64 (AES key ‖ MAC key), GCM 32, none 32 (unused).
+    public var subkeyLength: Int { self == .aes256CbcHmacSha256_128 ? 64 : 32 }
+
     public var description: String {
         switch self {
         case .none: return "none"
@@ -88,34 +92,48 @@ public struct SymmetricKey: Sendable, Equatable, CustomStringConvertible {
 
 /// The key material of one session, as it travels inside metadata (the metadata codec
 /// carries these bytes as the value of TLV 46, in the payload-TLV section, which is sealed
-/// with the peer metadata key).
+/// with the peer metadata key). It carries the suite's ready-to-use subkeys, each drawn
+/// independently from the CSPRNG, so neither router runs a KDF per session:
 ///
-/// Wire form (33 bytes): `suite id (1 byte, CipherSuite.rawValue) ‖ key (32 bytes)`.
+/// | Suite | Wire form | Bytes |
+/// |---|---|---|
+/// | `.aes256CbcHmacSha256_128` | `1 ‖ AES-256 key (32) ‖ HMAC-SHA256 key (32)` | 65 |
+/// | `.aes256Gcm` | `2 ‖ AES-256-GCM key (32)` | 33 |
+/// | `.none` | `0 ‖ unused (32)` | 33 |
 public struct SessionKeyMaterial: Sendable, Equatable {
-    public static let encodedLength = 1 + SymmetricKey.byteCount
+    /// Wire length for a suite: 1 + `suite.subkeyLength`.
+    public static func encodedLength(suite: CipherSuite) -> Int { 1 + suite.subkeyLength }
 
     public var suite: CipherSuite
+    /// The cipher key (AES-256-CBC or AES-256-GCM).
     public var key: SymmetricKey
+    /// The payload MAC key (CBC suite only; nil otherwise).
+    public var macKey: SymmetricKey?
 
-    public init(suite: CipherSuite, key: SymmetricKey) {
+    /// `macKey` is required for the CBC suite and ignored (dropped) for the others.
+    public init(suite: CipherSuite, key: SymmetricKey, macKey: SymmetricKey? = nil) throws(CryptoError) {
+        if suite == .aes256CbcHmacSha256_128 && macKey == nil { throw .invalidKey }
         self.suite = suite
         self.key = key
+        self.macKey = suite == .aes256CbcHmacSha256_128 ? macKey : nil
     }
 
-    /// New material for a session: the given suite and a fresh random key.
+    /// New material for a session: the given suite and fresh random subkeys.
     public static func random(suite: CipherSuite = .default) throws(CryptoError) -> SessionKeyMaterial {
-        try SessionKeyMaterial(suite: suite, key: .random())
+        try SessionKeyMaterial(suite: suite, key: .random(), macKey: suite == .aes256CbcHmacSha256_128 ? .random() : nil)
     }
 
-    /// The 33-byte wire form.
-    public var encoded: [UInt8] { [suite.rawValue] + key.bytes }
+    /// The wire form (`encodedLength(suite:)` bytes).
+    public var encoded: [UInt8] { [suite.rawValue] + key.bytes + (macKey?.bytes ?? []) }
 
-    /// Parses the wire form; `.invalidKey` for a wrong length or an unknown suite id.
+    /// Parses the wire form; `.invalidKey` for an unknown suite id or a length that is not the
+    /// suite's.
     public init(encoded: some Collection<UInt8>) throws(CryptoError) {
-        guard encoded.count == Self.encodedLength, let first = encoded.first,
-              let suite = CipherSuite(rawValue: first)
+        guard let first = encoded.first, let suite = CipherSuite(rawValue: first),
+              encoded.count == Self.encodedLength(suite: suite)
         else { throw .invalidKey }
-        self.suite = suite
-        self.key = try SymmetricKey(bytes: Array(encoded.dropFirst()))
+        let bytes = Array(encoded.dropFirst())
+        try self.init(suite: suite, key: SymmetricKey(bytes: Array(bytes[0..<32])),
+                      macKey: suite == .aes256CbcHmacSha256_128 ? SymmetricKey(bytes: Array(bytes[32..<64])) : nil)
     }
 }

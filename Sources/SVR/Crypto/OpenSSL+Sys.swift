@@ -11,6 +11,7 @@
 //   of the thread's error queue is cleared, so the queue never grows.
 
 internal import COpenSSL
+internal import CShim
 
 enum OpenSSLSys {
     /// The first queued OpenSSL error for `op`; clears the rest of the queue.
@@ -152,9 +153,18 @@ struct CipherContext: ~Copyable {
         defer { EVP_CIPHER_free(c) }
         guard Int(EVP_CIPHER_get_key_length(c)) == key.count else { throw .invalidKey }
         guard let ctx = EVP_CIPHER_CTX_new() else { throw OpenSSLSys.error(.cipherSetup) }
+        // Padding is set on the provider's context directly, once: `EVP_CIPHER_CTX_set_padding`
+        // would also flag the EVP context, and OpenSSL 3.0 then re-sends the setting (a
+        // provider parameter round trip) on every later init. AEAD modes have no padding.
+        let isCBC = String(describing: cipher).hasSuffix("-CBC")
         let ok = key.withUnsafeBufferPointer { k in
-            EVP_CipherInit_ex2(ctx, c, k.baseAddress, nil, encrypt ? 1 : 0, nil) == 1
-                && EVP_CIPHER_CTX_set_padding(ctx, padding ? 1 : 0) == 1
+            guard EVP_CipherInit_ex2(ctx, c, k.baseAddress, nil, encrypt ? 1 : 0, nil) == 1 else { return false }
+            guard isCBC else { return true }
+            var pad: UInt32 = padding ? 1 : 0
+            return withUnsafeMutablePointer(to: &pad) { p in
+                var params = [OSSL_PARAM_construct_uint(OpenSSLSys.cString("padding"), p), OSSL_PARAM_construct_end()]
+                return EVP_CIPHER_CTX_set_params(ctx, &params) == 1
+            }
         }
         guard ok else {
             let e = OpenSSLSys.error(.cipherSetup)
@@ -174,10 +184,29 @@ struct CipherContext: ~Copyable {
         }
     }
 
+    /// Installs a new 32-byte key and starts a message with `iv` in one init.
+    @inline(__always)
+    func rekey(_ key: UnsafeRawPointer, iv: UnsafeRawPointer) throws(CryptoError) {
+        guard EVP_CipherInit_ex2(ctx, nil, key.assumingMemoryBound(to: UInt8.self), iv.assumingMemoryBound(to: UInt8.self),
+                                 -1, nil) == 1
+        else { throw OpenSSLSys.error(.cipherSetup) }
+    }
+
     /// Starts a new message with this IV/nonce (the key schedule is kept).
     @inline(__always)
     func setIV(_ iv: UnsafeRawPointer) throws(CryptoError) {
         guard EVP_CipherInit_ex2(ctx, nil, nil, iv.assumingMemoryBound(to: UInt8.self), -1, nil) == 1 else {
+            throw OpenSSLSys.error(.cipherSetIV)
+        }
+    }
+
+    /// AES-GCM: starts a new message with this whole 12-byte nonce without an EVP re-init
+    /// (`EVP_CTRL_GCM_SET_IV_FIXED` with length -1 copies the entire IV into the provider's
+    /// context, which applies it before the next update or final; one parameter call instead
+    /// of `EVP_CipherInit_ex2`'s parameter queries). The key must be set.
+    @inline(__always)
+    func setNonce(_ nonce: UnsafeRawPointer) throws(CryptoError) {
+        guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IV_FIXED, -1, UnsafeMutableRawPointer(mutating: nonce)) == 1 else {
             throw OpenSSLSys.error(.cipherSetIV)
         }
     }
@@ -217,113 +246,53 @@ struct CipherContext: ~Copyable {
 
 // MARK: - MAC context
 
-/// HMAC (RFC 2104) over two digest contexts, one per pad, re-initialised per message with
-/// `EVP_DigestInit_ex2(ctx, NULL, NULL)` and fed the pad block. A new key is only two XORed
-/// pad blocks (no `EVP_MAC_init` parameter processing), which makes per-session keys cheap
-/// (the engine's cipher cache re-keys per session). Per message it hashes the pad blocks
-/// again instead of copying precomputed states. Note: OpenSSL 3.0 re-creates the provider's
-/// digest context on every init (one malloc/free per init, as `EVP_MAC`'s
-/// `EVP_MD_CTX_copy_ex` did); only a digest outside OpenSSL would avoid that. Not
-/// thread-safe: one per thread.
+/// HMAC (RFC 2104) over precomputed inner and outer digest states (`svr_hmac` in CShim:
+/// OpenSSL's low-level `SHA256_CTX`/`SHA_CTX`, copied by value per message). Keying hashes
+/// the two pad blocks once; a message costs its own blocks plus two finals, never
+/// allocates (OpenSSL 3.0's `EVP_DigestInit_ex2` re-creates the provider context, one
+/// malloc/free per init) and makes no provider calls. Not thread-safe: one per thread.
 struct MacContext: ~Copyable {
-    private let inner: OpaquePointer
-    private let outer: OpaquePointer
-    /// `blockSize` bytes of key ⊕ ipad, then `blockSize` bytes of key ⊕ opad.
-    private let pads: UnsafeMutableRawPointer
-    private let blockSize: Int
+    private let state: OpaquePointer
     /// Full digest length (32 for SHA-256, 20 for SHA-1).
     let digestLength: Int
 
-    /// - Parameter digest: an OpenSSL digest name ("SHA256", "SHA1").
+    /// - Parameter digest: "SHA256" or "SHA1".
     init(digest: StaticString, key: [UInt8]) throws(CryptoError) {
-        guard let md = EVP_MD_fetch(nil, OpenSSLSys.cString(digest), nil) else { throw OpenSSLSys.error(.macSetup) }
-        defer { EVP_MD_free(md) }
-        let i = EVP_MD_CTX_new(), o = EVP_MD_CTX_new()
-        guard let i, let o, EVP_DigestInit_ex2(i, md, nil) == 1, EVP_DigestInit_ex2(o, md, nil) == 1 else {
-            let e = OpenSSLSys.error(.macSetup)
-            EVP_MD_CTX_free(i)
-            EVP_MD_CTX_free(o)
-            throw e
+        let name = String(describing: digest)
+        let algorithm: Int32
+        switch name {
+        case "SHA256": algorithm = Int32(SVR_HMAC_SHA256)
+        case "SHA1": algorithm = Int32(SVR_HMAC_SHA1)
+        default: throw .openSSL(.macSetup, code: 0)
         }
-        let block = Int(EVP_MD_get_block_size(md))
-        let size = Int(EVP_MD_get_size(md))
-        let p = UnsafeMutableRawPointer.allocate(byteCount: 2 * max(block, 64), alignment: 64)
-        let ok = key.withUnsafeBytes { k in
-            Self.fillPads(p, key: k.baseAddress ?? UnsafeRawPointer(p), count: k.count, blockSize: block, digestLength: size, hasher: i)
-        }
-        guard ok else {
-            p.deallocate()
-            EVP_MD_CTX_free(i)
-            EVP_MD_CTX_free(o)
-            throw OpenSSLSys.error(.macSetup)
-        }
-        inner = i
-        outer = o
-        blockSize = block
-        digestLength = size
-        pads = p
+        guard let h = svr_hmac_new(algorithm) else { throw .openSSL(.macSetup, code: 0) }
+        key.withUnsafeBytes { k in svr_hmac_set_key(h, k.baseAddress, k.count) }
+        state = h
+        digestLength = Int(svr_hmac_digest_length(h))
     }
 
-    deinit {
-        EVP_MD_CTX_free(inner)
-        EVP_MD_CTX_free(outer)
-        pads.deallocate()
-    }
+    deinit { svr_hmac_free(state) }
 
     /// Installs a new key (same digest); later messages use it. No allocation.
     @inline(__always)
     func rekey(_ key: UnsafeRawPointer, count: Int) throws(CryptoError) {
-        guard Self.fillPads(pads, key: key, count: count, blockSize: blockSize, digestLength: digestLength, hasher: inner) else {
-            throw OpenSSLSys.error(.macSetup)
-        }
-    }
-
-    /// Writes key ⊕ ipad and key ⊕ opad (RFC 2104; a key longer than a block is hashed first
-    /// with `hasher`).
-    private static func fillPads(_ pads: UnsafeMutableRawPointer, key: UnsafeRawPointer, count: Int, blockSize: Int,
-                                 digestLength: Int, hasher: OpaquePointer) -> Bool {
-        var hashed: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
-        return withUnsafeMutableBytes(of: &hashed) { h in
-            var k = key
-            var n = count
-            if count > blockSize {
-                var len: UInt32 = 0
-                guard EVP_DigestInit_ex2(hasher, nil, nil) == 1, EVP_DigestUpdate(hasher, key, count) == 1,
-                      EVP_DigestFinal_ex(hasher, h.baseAddress!.assumingMemoryBound(to: UInt8.self), &len) == 1
-                else { return false }
-                k = UnsafeRawPointer(h.baseAddress!)
-                n = digestLength
-            }
-            for j in 0..<blockSize {
-                let byte = j < n ? k.load(fromByteOffset: j, as: UInt8.self) : 0
-                pads.storeBytes(of: byte ^ 0x36, toByteOffset: j, as: UInt8.self)
-                pads.storeBytes(of: byte ^ 0x5C, toByteOffset: blockSize + j, as: UInt8.self)
-            }
-            return true
-        }
+        svr_hmac_set_key(state, key, count)
     }
 
     /// HMAC(key, a ‖ b ‖ suffix) into `scratch` (64 bytes). `suffix`, when given, is
     /// appended as 8 bytes big-endian (the time window of §6.3).
     @inline(__always)
     private func digest(_ a: UnsafeRawPointer, _ aCount: Int, _ b: UnsafeRawPointer?, _ bCount: Int,
-                        suffix: UInt64?, into scratch: UnsafeMutableRawPointer) -> Bool {
-        var len: UInt32 = 0
-        guard EVP_DigestInit_ex2(inner, nil, nil) == 1,
-              EVP_DigestUpdate(inner, pads, blockSize) == 1,
-              EVP_DigestUpdate(inner, a, aCount) == 1
-        else { return false }
-        if let b, bCount > 0, EVP_DigestUpdate(inner, b, bCount) != 1 { return false }
-        if let suffix {
-            let ok = withUnsafeBytes(of: suffix.bigEndian) { s in EVP_DigestUpdate(inner, s.baseAddress!, 8) == 1 }
-            if !ok { return false }
-        }
+                        suffix: UInt64?, into scratch: UnsafeMutableRawPointer) {
         let out = scratch.assumingMemoryBound(to: UInt8.self)
-        return EVP_DigestFinal_ex(inner, out, &len) == 1
-            && EVP_DigestInit_ex2(outer, nil, nil) == 1
-            && EVP_DigestUpdate(outer, pads + blockSize, blockSize) == 1
-            && EVP_DigestUpdate(outer, scratch, digestLength) == 1
-            && EVP_DigestFinal_ex(outer, out, &len) == 1
+        let bb = bCount > 0 ? b : nil
+        if let suffix {
+            withUnsafeBytes(of: suffix.bigEndian) { s in
+                svr_hmac_compute(state, a, aCount, bb, bb == nil ? 0 : bCount, s.baseAddress, 8, out)
+            }
+        } else {
+            svr_hmac_compute(state, a, aCount, bb, bb == nil ? 0 : bCount, nil, 0, out)
+        }
     }
 
     /// Writes the first `tagLength` bytes of HMAC(key, a ‖ b ‖ suffix) to `tag`.
@@ -331,12 +300,10 @@ struct MacContext: ~Copyable {
     func sign(_ a: UnsafeRawPointer, _ aCount: Int, _ b: UnsafeRawPointer? = nil, _ bCount: Int = 0,
               suffix: UInt64? = nil, tag: UnsafeMutableRawPointer, tagLength: Int) throws(CryptoError) {
         var d: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
-        let ok = withUnsafeMutableBytes(of: &d) { s in
-            guard digest(a, aCount, b, bCount, suffix: suffix, into: s.baseAddress!) else { return false }
+        withUnsafeMutableBytes(of: &d) { s in
+            digest(a, aCount, b, bCount, suffix: suffix, into: s.baseAddress!)
             tag.copyMemory(from: s.baseAddress!, byteCount: tagLength)
-            return true
         }
-        guard ok else { throw OpenSSLSys.error(.mac) }
     }
 
     /// Whether the first `tagLength` bytes of HMAC(key, a ‖ b ‖ suffix) equal `tag`
@@ -345,12 +312,10 @@ struct MacContext: ~Copyable {
     func check(_ a: UnsafeRawPointer, _ aCount: Int, _ b: UnsafeRawPointer? = nil, _ bCount: Int = 0,
                suffix: UInt64? = nil, tag: UnsafeRawPointer, tagLength: Int) throws(CryptoError) -> Bool {
         var d: DigestScratch = (0, 0, 0, 0, 0, 0, 0, 0)
-        let r: Int = withUnsafeMutableBytes(of: &d) { s in
-            guard digest(a, aCount, b, bCount, suffix: suffix, into: s.baseAddress!) else { return -1 }
-            return OpenSSLSys.constantTimeEqual(s.baseAddress!, tag, count: tagLength) ? 1 : 0
+        return withUnsafeMutableBytes(of: &d) { s in
+            digest(a, aCount, b, bCount, suffix: suffix, into: s.baseAddress!)
+            return OpenSSLSys.constantTimeEqual(s.baseAddress!, tag, count: tagLength)
         }
-        guard r >= 0 else { throw OpenSSLSys.error(.mac) }
-        return r == 1
     }
 }
 

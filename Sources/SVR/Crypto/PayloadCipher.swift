@@ -3,8 +3,8 @@
 //
 // Seal, AES-256-CBC + HMAC-SHA256-128 (n plaintext bytes at buffer[0..<n]):
 //   1. PKCS#7: write p = 16 - n % 16 bytes of value p at [n, P), P = n + p.
-//   2. IV: the next 16 bytes of a per-cipher pool filled by RAND_bytes (refilled every 256
-//      packets, so the CSPRNG is called once per 4 KiB, not per packet), written at [P, P+16).
+//   2. IV: the next 16 bytes of a per-cipher pool filled by RAND_bytes (refilled every 32
+//      packets, so the CSPRNG is called once per 512 B, not per packet), written at [P, P+16).
 //   3. Encrypt [0, P) in place with the IV (EVP padding off: no internal buffering/copy).
 //   4. Tag = HMAC-SHA256(macKey, IV ‖ ciphertext)[0..<16], written at [P+16, P+32).
 // Open verifies the tag first (constant time) and only then decrypts, so a forged packet
@@ -17,9 +17,11 @@
 // starting points land within each other's range: probability ≤ (ciphers² · packets) / 2^96.
 // Layout `ciphertext ‖ nonce ‖ tag`; no AAD (the §6.3 packet HMAC covers the headers).
 //
-// Keys: the 32-byte session key is never used directly; each suite derives its subkeys with
-// HKDF-SHA256(ikm: key, salt: "", info: label) once at init, labels
-// "svrd payload v1 aes-256-cbc", "svrd payload v1 hmac-sha256", "svrd payload v1 aes-256-gcm".
+// Keys: `init(material:)` (and the engine's `install`) take the suite's ready subkeys as
+// carried in TLV 46 (independent random keys, see SessionKeyMaterial). `init(suite:key:)`
+// and `rekey(_:deriver:)` instead derive them from one 32-byte key with
+// HKDF-SHA256(ikm: key, salt: "", info: label), labels "svrd payload v1 aes-256-cbc",
+// "svrd payload v1 hmac-sha256", "svrd payload v1 aes-256-gcm".
 
 /// Seals and opens payloads of one key, in place. One per thread per key: it owns OpenSSL
 /// contexts (freed on deinit) and per-packet state, and must not be shared between threads.
@@ -57,6 +59,39 @@ public struct PayloadCipher: ~Copyable {
         noncesLeft = .max
     }
 
+    /// Creates the contexts for session key material that carries ready subkeys (TLV 46):
+    /// the keys are installed as they are, without a derivation.
+    public init(material: SessionKeyMaterial) throws(CryptoError) {
+        var subkeys = [UInt8](repeating: 0, count: 64)
+        subkeys.replaceSubrange(0..<32, with: material.key.bytes)
+        if let m = material.macKey { subkeys.replaceSubrange(32..<64, with: m.bytes) }
+        try self.init(suite: material.suite, subkeys: subkeys)
+    }
+
+    /// Creates the contexts for the suite with `subkeys` (64 bytes, the layout of
+    /// `deriveSubkeys`: CBC key ‖ MAC key, or GCM key ‖ unused).
+    init(suite: CipherSuite, subkeys: [UInt8]) throws(CryptoError) {
+        guard subkeys.count == 64 else { throw .invalidKey }
+        var prefix: UInt32 = 0
+        var counter: UInt64 = 0
+        switch suite {
+        case .none:
+            engine = .none
+        case .aes256CbcHmacSha256_128:
+            engine = .cbc(try CBCEngine(encryptionKey: Array(subkeys[0..<32]), macKey: Array(subkeys[32..<64])))
+        case .aes256Gcm:
+            let start = try OpenSSLSys.randomBytes(count: 12)
+            prefix = start[0..<4].reduce(0) { $0 << 8 | UInt32($1) }
+            counter = start[4..<12].reduce(0) { $0 << 8 | UInt64($1) }
+            engine = .gcm(try GCMEngine(key: Array(subkeys[0..<32])))
+        }
+        self.suite = suite
+        ivOffset = 0
+        noncePrefix = prefix
+        nonceCounter = counter
+        noncesLeft = .max
+    }
+
     /// Seals `plaintextLength` bytes at the start of `buffer` in place.
     ///
     /// - Returns: the sealed length, `suite.sealedLength(plaintextLength:)`; the sealed bytes
@@ -80,8 +115,16 @@ public struct PayloadCipher: ~Copyable {
             let iv = base + padded
             iv.copyMemory(from: e.ivPool + ivOffset, byteCount: 16)
             ivOffset += 16
-            try e.encrypt.setIV(iv)
-            _ = try e.encrypt.update(base, count: padded, op: .encrypt)
+            // The context continues its CBC chain from `encChain` (its last ciphertext block):
+            // first block ⊕ chain ⊕ IV makes this exactly CBC with IV, without an EVP re-init.
+            CBCEngine.xor16(base, e.encChain, iv)
+            do throws(CryptoError) {
+                _ = try e.encrypt.update(base, count: padded, op: .encrypt)
+            } catch {
+                e.resynchronise(encrypt: true)
+                throw error
+            }
+            e.encChain.copyMemory(from: base + padded - 16, byteCount: 16)
             try e.mac.sign(iv, 16, base, padded, tag: iv + 16, tagLength: 16)
             return total
         case .gcm(let e):
@@ -91,7 +134,12 @@ public struct PayloadCipher: ~Copyable {
             let nonce = base + n
             nonce.storeBytes(of: noncePrefix.bigEndian, as: UInt32.self)
             nonce.storeBytes(of: nonceCounter.bigEndian, toByteOffset: 4, as: UInt64.self)
-            try e.encrypt.setIV(nonce)
+            if e.pending.load(fromByteOffset: GCMEngine.encPendingFlag, as: UInt8.self) != 0 {
+                try e.encrypt.rekey(e.pending, iv: nonce)  // key schedule and nonce in one init
+                e.clearPending(encrypt: true)
+            } else {
+                try e.encrypt.setNonce(nonce)
+            }
             if n > 0 { _ = try e.encrypt.update(base, count: n, op: .encrypt) }
             guard e.encrypt.finish(nonce) else { throw OpenSSLSys.error(.encrypt) }
             try e.encrypt.getTag(nonce + 12)
@@ -123,8 +171,17 @@ public struct PayloadCipher: ~Copyable {
             guard try e.mac.check(iv, 16, base, padded, tag: iv + 16, tagLength: 16) else {
                 throw .authenticationFailed
             }
-            try e.decrypt.setIV(iv)
-            _ = try e.decrypt.update(base, count: padded, op: .decrypt)
+            // Chained like seal: decrypt continuing from `decChain`, then first block ⊕ chain ⊕ IV.
+            var last: (UInt64, UInt64) = (0, 0)
+            withUnsafeMutableBytes(of: &last) { $0.baseAddress!.copyMemory(from: base + padded - 16, byteCount: 16) }
+            do throws(CryptoError) {
+                _ = try e.decrypt.update(base, count: padded, op: .decrypt)
+            } catch {
+                e.resynchronise(encrypt: false)
+                throw error
+            }
+            CBCEngine.xor16(base, e.decChain, iv)
+            withUnsafeBytes(of: &last) { e.decChain.copyMemory(from: $0.baseAddress!, byteCount: 16) }
             let pad = Int(base.load(fromByteOffset: padded - 1, as: UInt8.self))
             guard pad >= 1, pad <= 16 else { throw .malformedInput(length: len) }
             for i in padded - pad..<padded - 1 where base.load(fromByteOffset: i, as: UInt8.self) != UInt8(pad) {
@@ -135,7 +192,12 @@ public struct PayloadCipher: ~Copyable {
             guard len >= 28 else { throw .malformedInput(length: len) }
             let n = len - 28
             let nonce = base + n
-            try e.decrypt.setIV(nonce)
+            if e.pending.load(fromByteOffset: GCMEngine.decPendingFlag, as: UInt8.self) != 0 {
+                try e.decrypt.rekey(e.pending + 32, iv: nonce)
+                e.clearPending(encrypt: false)
+            } else {
+                try e.decrypt.setNonce(nonce)
+            }
             try e.decrypt.setTag(nonce + 12)
             if n > 0 { _ = try e.decrypt.update(base, count: n, op: .decrypt) }
             guard e.decrypt.finish(nonce) else {
@@ -188,10 +250,22 @@ extension PayloadCipher {
         case .none:
             return
         case .cbc(let e):
-            if sealing { try e.encrypt.rekey(subkeys) } else { try e.decrypt.rekey(subkeys) }
+            // A key-only init: OpenSSL's CBC provider then restores the IV of the context's
+            // last IV init (always the zero block here: creation, resynchronise), so the chain
+            // restarts at zero without the IV-length query an IV costs.
+            if sealing {
+                try e.encrypt.rekey(subkeys)
+                e.encChain.initializeMemory(as: UInt8.self, repeating: 0, count: 16)
+            } else {
+                try e.decrypt.rekey(subkeys)
+                e.decChain.initializeMemory(as: UInt8.self, repeating: 0, count: 16)
+            }
             try e.mac.rekey(subkeys + 32, count: 32)
         case .gcm(let e):
-            if sealing { try e.encrypt.rekey(subkeys) } else { try e.decrypt.rekey(subkeys) }
+            // Deferred to the next seal/open, which sets key and nonce with one EVP init.
+            let at = sealing ? 0 : 32
+            (e.pending + at).copyMemory(from: subkeys, byteCount: 32)
+            e.pending.storeBytes(of: 1, toByteOffset: sealing ? GCMEngine.encPendingFlag : GCMEngine.decPendingFlag, as: UInt8.self)
         }
     }
 }
@@ -280,22 +354,52 @@ enum PayloadEngine: ~Copyable {
 }
 
 struct CBCEngine: ~Copyable {
-    /// 256 IVs per RAND_bytes call.
-    static let poolSize = 4096
+    /// 32 IVs per RAND_bytes call (512 B: the 4,096 cached ciphers of a router stay small).
+    static let poolSize = 512
     let encrypt: CipherContext
     let decrypt: CipherContext
     let mac: MacContext
     let ivPool: UnsafeMutableRawPointer
+    /// The CBC chaining value each context continues from (its last ciphertext block, or the
+    /// IV of its last init): 16 bytes each, after the IV pool.
+    var encChain: UnsafeMutableRawPointer { ivPool + Self.poolSize }
+    var decChain: UnsafeMutableRawPointer { ivPool + Self.poolSize + 16 }
+    /// 16 zero bytes (a literal in the binary).
+    static var zeroBlock: UnsafeRawPointer {
+        UnsafeRawPointer(("\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0" as StaticString).utf8Start)
+    }
+
+    /// `block[0..<16] ^= a[0..<16] ^ b[0..<16]`.
+    @inline(__always)
+    static func xor16(_ block: UnsafeMutableRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer) {
+        for j in stride(from: 0, to: 16, by: 8) {
+            let v = block.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+                ^ a.loadUnaligned(fromByteOffset: j, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+            block.storeBytes(of: v, toByteOffset: j, as: UInt64.self)
+        }
+    }
+
+    /// After a failed update the context's chain is unknown: restart it at a zero IV (same key).
+    func resynchronise(encrypt: Bool) {
+        let ok = encrypt ? (try? self.encrypt.setIV(Self.zeroBlock)) != nil : (try? decrypt.setIV(Self.zeroBlock)) != nil
+        (encrypt ? encChain : decChain).initializeMemory(as: UInt8.self, repeating: 0, count: 16)
+        if !ok { OpenSSLSys.clearErrors() }
+    }
 
     init(key: SymmetricKey) throws(CryptoError) {
-        let encKey = try key.subkey("svrd payload v1 aes-256-cbc")
-        let macKey = try key.subkey("svrd payload v1 hmac-sha256")
+        try self.init(encryptionKey: key.subkey("svrd payload v1 aes-256-cbc"), macKey: key.subkey("svrd payload v1 hmac-sha256"))
+    }
+
+    init(encryptionKey encKey: [UInt8], macKey: [UInt8]) throws(CryptoError) {
         let enc = try CipherContext(cipher: "AES-256-CBC", key: encKey, encrypt: true)
         let dec = try CipherContext(cipher: "AES-256-CBC", key: encKey, encrypt: false)
         let mac = try MacContext(digest: "SHA256", key: macKey)
-        let pool = UnsafeMutableRawPointer.allocate(byteCount: Self.poolSize, alignment: 64)
+        let pool = UnsafeMutableRawPointer.allocate(byteCount: Self.poolSize + 32, alignment: 64)
+        pool.initializeMemory(as: UInt8.self, repeating: 0, count: Self.poolSize + 32)  // chains: zero
         do throws(CryptoError) {
             try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: pool, count: Self.poolSize))
+            try enc.setIV(Self.zeroBlock)
+            try dec.setIV(Self.zeroBlock)
         } catch {
             pool.deallocate()
             throw error
@@ -312,13 +416,31 @@ struct CBCEngine: ~Copyable {
 struct GCMEngine: ~Copyable {
     let encrypt: CipherContext
     let decrypt: CipherContext
+    /// Keys installed but not yet set (sealing key at 0, opening key at 32) and their flags.
+    let pending: UnsafeMutableRawPointer
+    static let encPendingFlag = 64, decPendingFlag = 65
+
+    func clearPending(encrypt: Bool) {
+        (pending + (encrypt ? 0 : 32)).initializeMemory(as: UInt8.self, repeating: 0, count: 32)
+        pending.storeBytes(of: 0, toByteOffset: encrypt ? Self.encPendingFlag : Self.decPendingFlag, as: UInt8.self)
+    }
+
+    deinit {
+        pending.initializeMemory(as: UInt8.self, repeating: 0, count: 66)
+        pending.deallocate()
+    }
 
     init(key: SymmetricKey) throws(CryptoError) {
-        let k = try key.subkey("svrd payload v1 aes-256-gcm")
+        try self.init(key: key.subkey("svrd payload v1 aes-256-gcm"))
+    }
+
+    init(key k: [UInt8]) throws(CryptoError) {
         // Fallible steps into locals first: a ~Copyable value cannot be half-initialised.
         let enc = try CipherContext(cipher: "AES-256-GCM", key: k, encrypt: true)
         let dec = try CipherContext(cipher: "AES-256-GCM", key: k, encrypt: false)
         encrypt = enc
         decrypt = dec
+        pending = .allocate(byteCount: 66, alignment: 64)
+        pending.initializeMemory(as: UInt8.self, repeating: 0, count: 66)
     }
 }

@@ -22,9 +22,18 @@
 
 import Glibc
 
-/// Per-session state the engine keeps next to the session table's row (112 bytes).
+/// Per-session state the engine keeps next to the session table's row (144 bytes).
 struct SessionExtra {
+    /// The suite's ready subkeys as carried in TLV 46 (CBC: AES key in key0–3, MAC key in
+    /// key4–7; GCM: key0–3), bytes in wire order.
     var key0: UInt64 = 0, key1: UInt64 = 0, key2: UInt64 = 0, key3: UInt64 = 0
+    var key4: UInt64 = 0, key5: UInt64 = 0, key6: UInt64 = 0, key7: UInt64 = 0
+    /// Byte offset of key0 (key0…key7 are 64 contiguous bytes).
+    static let keyOffset: Int = {
+        let k0 = MemoryLayout<SessionExtra>.offset(of: \SessionExtra.key0)!
+        precondition(MemoryLayout<SessionExtra>.offset(of: \SessionExtra.key7)! == k0 + 56)
+        return k0
+    }()
     /// Monotonic time the session was created, then of its last TLV-18 control packet.
     var created: UInt64 = 0
     /// Bumped per session creation; 0 = dead row. Tags cipher cache entries.
@@ -91,21 +100,15 @@ enum CreateResult {
 }
 
 /// A payload cipher in the per-router cache. Its sealing and opening contexts are keyed
-/// separately (tags: session index << 32 | generation), from subkeys derived once per session.
+/// separately (tags: session index << 32 | generation) with the session's ready subkeys.
 final class CipherSlot {
     var sealOwner: UInt64 = .max
     var openOwner: UInt64 = .max
-    /// The session whose subkeys `subkeys` holds.
-    var keysOwner: UInt64 = .max
-    let subkeys: UnsafeMutableRawPointer
     var cipher: PayloadCipher
 
     init() throws(CryptoError) {
         cipher = try PayloadCipher(suite: .none, key: SymmetricKey(bytes: [UInt8](repeating: 0, count: 32)))
-        subkeys = .allocate(byteCount: 64, alignment: 64)
     }
-
-    deinit { subkeys.deallocate() }
 }
 
 /// The SVR engine of one data-plane thread.
@@ -140,7 +143,6 @@ public final class SVRRouter: PacketEngine {
     static let keyPoolSize = 4096
 
     // Cipher cache (direct mapped by session index), re-keyed in place on a miss.
-    let deriver: SubkeyDeriver
     let cipherSlots: [CipherSlot]
     let cipherMask: Int
 
@@ -279,7 +281,6 @@ public final class SVRRouter: PacketEngine {
         slots.reserveCapacity(size)
         do { for _ in 0..<size { slots.append(try CipherSlot()) } } catch { throw .crypto(error) }
         cipherSlots = slots
-        do { deriver = try SubkeyDeriver() } catch { throw .crypto(error) }
         cipherMask = size - 1
         pendingControl = Array(repeating: (0, 0), count: 4096)
         generated = .allocate(byteCount: Self.generatedSlots * Self.generatedSlotSize, alignment: 64)
@@ -424,21 +425,27 @@ public final class SVRRouter: PacketEngine {
 
     // MARK: - Keys and ciphers
 
-    /// 32 fresh random bytes for a session key (from a pool refilled by RAND_bytes).
-    func nextSessionKey() -> (UInt64, UInt64, UInt64, UInt64)? {
-        if keyPoolOffset + 32 > Self.keyPoolSize {
-            do { try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: keyPool, count: Self.keyPoolSize)) } catch { return nil }
+    /// Fresh random subkeys for a new session of `suite` into `e` (from a pool refilled by
+    /// RAND_bytes, 4 KiB at a time); false if the CSPRNG fails.
+    func drawSessionKeys(_ e: inout SessionExtra, suite: CipherSuite) -> Bool {
+        let n = suite.subkeyLength
+        if keyPoolOffset + n > Self.keyPoolSize {
+            do { try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: keyPool, count: Self.keyPoolSize)) } catch { return false }
             keyPoolOffset = 0
         }
         let p = keyPool + keyPoolOffset
-        keyPoolOffset += 32
-        return (p.load(fromByteOffset: 0, as: UInt64.self), p.load(fromByteOffset: 8, as: UInt64.self),
-                p.load(fromByteOffset: 16, as: UInt64.self), p.load(fromByteOffset: 24, as: UInt64.self))
+        withUnsafeMutableBytes(of: &e) { x in
+            (x.baseAddress! + SessionExtra.keyOffset).copyMemory(from: p, byteCount: n)
+        }
+        // Used key bytes never stay in the pool.
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: n)
+        keyPoolOffset += n
+        return true
     }
 
     /// The cache slot of session `i`, its sealing (or opening) context keyed for it. A miss
-    /// derives the session's subkeys once and installs only the direction needed; a slot used
-    /// for another suite before gets new contexts (allocates, once per slot and suite).
+    /// installs the session's ready subkeys (TLV 46) into the direction needed only; a slot
+    /// used for another suite before gets new contexts (allocates, once per slot and suite).
     @inline(__always)
     func cipherSlot(_ i: Int, sealing: Bool) throws(CryptoError) -> CipherSlot {
         let e = extras[i]
@@ -446,25 +453,17 @@ public final class SVRRouter: PacketEngine {
         let tag = UInt64(i) << 32 | UInt64(e.generation)
         if (sealing ? slot.sealOwner : slot.openOwner) == tag { return slot }
         let suite = CipherSuite(rawValue: e.suite) ?? .none
-        let key = (e.key0, e.key1, e.key2, e.key3)
+        let keys = (e.key0, e.key1, e.key2, e.key3, e.key4, e.key5, e.key6, e.key7)
         if slot.cipher.suite != suite {
             slot.sealOwner = .max
             slot.openOwner = .max
-            slot.keysOwner = .max
-            slot.cipher = try PayloadCipher(suite: suite, key: SymmetricKey(bytes: withUnsafeBytes(of: key) { Array($0) }))
+            slot.cipher = try PayloadCipher(suite: suite, subkeys: withUnsafeBytes(of: keys) { Array($0) })
             slot.sealOwner = tag
             slot.openOwner = tag
             return slot
         }
-        if slot.keysOwner != tag {
-            slot.keysOwner = .max
-            try withUnsafeBytes(of: key) { (k) throws(CryptoError) in
-                try slot.cipher.deriveSubkeys(k.baseAddress!, deriver: deriver, into: slot.subkeys)
-            }
-            slot.keysOwner = tag
-        }
         if sealing { slot.sealOwner = .max } else { slot.openOwner = .max }
-        try slot.cipher.install(slot.subkeys, sealing: sealing)
+        try withUnsafeBytes(of: keys) { (k) throws(CryptoError) in try slot.cipher.install(k.baseAddress!, sealing: sealing) }
         // CBC's MAC key is shared by both directions: the other one is now someone else's.
         if suite == .aes256CbcHmacSha256_128 {
             if sealing, slot.openOwner != tag { slot.openOwner = .max }
@@ -537,11 +536,10 @@ public final class SVRRouter: PacketEngine {
         let i = Int(index.rawValue)
         var e = SessionExtra()
         if svc.suite != .none {
-            guard let k = nextSessionKey() else {
+            guard drawSessionKeys(&e, suite: svc.suite) else {
                 table.remove(index)
                 return .drop(.sessionLimit)
             }
-            (e.key0, e.key1, e.key2, e.key3) = k
         }
         generation &+= 1
         if generation == 0 { generation = 1 }
@@ -662,10 +660,11 @@ public final class SVRRouter: PacketEngine {
         w.bytes(17, peer.nameBytes)
         if encrypted { w.flag(11) }
         if e.suite != CipherSuite.none.rawValue {
-            st16(m, w.at, 46); st16(m, w.at + 2, 33); st8(m, w.at + 4, e.suite)
-            st64(m, w.at + 5, UInt64(bigEndian: e.key0)); st64(m, w.at + 13, UInt64(bigEndian: e.key1))
-            st64(m, w.at + 21, UInt64(bigEndian: e.key2)); st64(m, w.at + 29, UInt64(bigEndian: e.key3))
-            w.at += 37
+            // TLV 46: suite id ‖ ready subkeys (SessionKeyMaterial's wire form).
+            let n = (CipherSuite(rawValue: e.suite) ?? .none).subkeyLength
+            st16(m, w.at, 46); st16(m, w.at + 2, UInt16(1 + n)); st8(m, w.at + 4, e.suite)
+            withUnsafeBytes(of: e) { x in (m + w.at + 5).copyMemory(from: x.baseAddress! + SessionExtra.keyOffset, byteCount: n) }
+            w.at += 5 + n
         }
         if carriage == .tcpOverUDP && syn { w.flag(12) }
         return finishMetadata(w.at, headerLength: hl, peer: peer)
@@ -1026,13 +1025,14 @@ public final class SVRRouter: PacketEngine {
         }
         var e = SessionExtra()
         if let k = d.sessionKey {
-            guard k.count == SessionKeyMaterial.encodedLength, let suite = CipherSuite(rawValue: block[k.offset]) else {
-                return .failure(.badMetadata)
-            }
+            guard k.count >= 1, let suite = CipherSuite(rawValue: block[k.offset]),
+                  k.count == SessionKeyMaterial.encodedLength(suite: suite)
+            else { return .failure(.badMetadata) }
             e.suite = suite.rawValue
             let kp = base + bodyStart + k.offset + 1
-            e.key0 = UInt64(bigEndian: ld64(kp, 0)); e.key1 = UInt64(bigEndian: ld64(kp, 8))
-            e.key2 = UInt64(bigEndian: ld64(kp, 16)); e.key3 = UInt64(bigEndian: ld64(kp, 24))
+            withUnsafeMutableBytes(of: &e) { x in
+                (x.baseAddress! + SessionExtra.keyOffset).copyMemory(from: kp, byteCount: suite.subkeyLength)
+            }
         } else if d.sessionEncrypted {
             return .failure(.badMetadata)
         }
