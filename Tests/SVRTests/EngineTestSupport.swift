@@ -270,14 +270,18 @@ enum Topo {
 
     /// A (ingress, LAN 10.1.0.0/16) ⇄ B (egress, local services).
     static func twoRouters(transport: String = "native", encryption: String = "aes-cbc-hmac", adaptive: Bool = false) throws -> Net {
+        try twoRouters(transport: transport) { services(route: $0, encryption: encryption, adaptive: adaptive) }
+    }
+
+    /// A ⇄ B with the services, policies and routes `services(route)` writes (route: the
+    /// `[[service-route]]` line, `peer = "B"` at A, `local = true` at B).
+    static func twoRouters(transport: String = "native", services: (String) -> String) throws -> Net {
         let k = Keys()
         let net = Net()
         try net.add("A", router("A", key: k.a, address: a, tenantPrefixes: "\"10.1.0.0/16\"")
-            + peer("B", key: k.b, address: b, transport: transport)
-            + services(route: "peer = \"B\"", encryption: encryption, adaptive: adaptive), waypoint: a)
+            + peer("B", key: k.b, address: b, transport: transport) + services("peer = \"B\""), waypoint: a)
         try net.add("B", router("B", key: k.b, address: b, tenantPrefixes: "")
-            + peer("A", key: k.a, address: a, transport: transport)
-            + services(route: "local = true", encryption: encryption, adaptive: adaptive), waypoint: b)
+            + peer("A", key: k.a, address: a, transport: transport) + services("local = true"), waypoint: b)
         return net
     }
 

@@ -23,6 +23,26 @@
 // HKDF-SHA256(ikm: key, salt: "", info: label), labels "svrd payload v1 aes-256-cbc",
 // "svrd payload v1 hmac-sha256", "svrd payload v1 aes-256-gcm".
 
+/// An AES-GCM nonce sequence owned by the caller (e.g. one per session and direction):
+/// nonce = prefix (4 bytes) ‖ counter (8 bytes, big-endian), the counter incremented before
+/// each seal (wrapping). Start it at random values (`init(random:)`) so two sequences under
+/// one key (a sender whose session state was re-created with the same key) do not overlap:
+/// 2^64 seals of one sequence (58,000 years at 10 Mpps) would be needed to repeat a nonce.
+public struct GCMNonceSequence: Sendable, Equatable {
+    public var prefix: UInt32
+    public var counter: UInt64
+
+    public init(prefix: UInt32, counter: UInt64) {
+        self.prefix = prefix
+        self.counter = counter
+    }
+
+    /// A sequence starting at the 12 random bytes at `bytes` (prefix, then counter).
+    public init(random bytes: UnsafeRawPointer) {
+        self.init(prefix: bytes.loadUnaligned(as: UInt32.self), counter: bytes.loadUnaligned(fromByteOffset: 4, as: UInt64.self))
+    }
+}
+
 /// Seals and opens payloads of one key, in place. One per thread per key: it owns OpenSSL
 /// contexts (freed on deinit) and per-packet state, and must not be shared between threads.
 ///
@@ -99,6 +119,21 @@ public struct PayloadCipher: ~Copyable {
     /// - Throws: `.bufferTooSmall` if `buffer.count` is less than the sealed length;
     ///   `.openSSL` if OpenSSL fails; `.nonceExhausted` (GCM, after 2^64 packets).
     public mutating func seal(inPlace buffer: UnsafeMutableRawBufferPointer, plaintextLength n: Int) throws(CryptoError) -> Int {
+        try seal(buffer, n, nonce: nil)
+    }
+
+    /// Seals like `seal(inPlace:plaintextLength:)`, but an AES-GCM nonce comes from `nonce`
+    /// (the caller's per-session state, advanced here) instead of this cipher's own counter,
+    /// so a session keeps one nonce sequence whichever cached cipher seals its packets.
+    /// The caller must never present the same nonce twice for one key. Other suites ignore it.
+    public mutating func seal(inPlace buffer: UnsafeMutableRawBufferPointer, plaintextLength n: Int,
+                              nonce: inout GCMNonceSequence) throws(CryptoError) -> Int {
+        guard suite == .aes256Gcm else { return try seal(buffer, n, nonce: nil) }
+        nonce.counter &+= 1
+        return try seal(buffer, n, nonce: (nonce.prefix, nonce.counter))
+    }
+
+    private mutating func seal(_ buffer: UnsafeMutableRawBufferPointer, _ n: Int, nonce explicit: (UInt32, UInt64)?) throws(CryptoError) -> Int {
         let total = suite.sealedLength(plaintextLength: n)
         guard n >= 0, total <= buffer.count else { throw .bufferTooSmall(needed: total, available: buffer.count) }
         guard let base = buffer.baseAddress, suite != .none else { return n }  // .none: nothing to do
@@ -128,12 +163,18 @@ public struct PayloadCipher: ~Copyable {
             try e.mac.sign(iv, 16, base, padded, tag: iv + 16, tagLength: 16)
             return total
         case .gcm(let e):
-            guard noncesLeft > 0 else { throw .nonceExhausted }
-            noncesLeft -= 1
-            nonceCounter &+= 1
+            let (prefix, counter): (UInt32, UInt64)
+            if let explicit {
+                (prefix, counter) = explicit
+            } else {
+                guard noncesLeft > 0 else { throw .nonceExhausted }
+                noncesLeft -= 1
+                nonceCounter &+= 1
+                (prefix, counter) = (noncePrefix, nonceCounter)
+            }
             let nonce = base + n
-            nonce.storeBytes(of: noncePrefix.bigEndian, as: UInt32.self)
-            nonce.storeBytes(of: nonceCounter.bigEndian, toByteOffset: 4, as: UInt64.self)
+            nonce.storeBytes(of: prefix.bigEndian, as: UInt32.self)
+            nonce.storeBytes(of: counter.bigEndian, toByteOffset: 4, as: UInt64.self)
             if e.pending.load(fromByteOffset: GCMEngine.encPendingFlag, as: UInt8.self) != 0 {
                 try e.encrypt.rekey(e.pending, iv: nonce)  // key schedule and nonce in one init
                 e.clearPending(encrypt: true)

@@ -53,6 +53,14 @@ struct SessionExtra {
     /// Sliding windows over the GCM nonce counters of received payloads, per direction.
     var replayForward = ReplayWindow()
     var replayReverse = ReplayWindow()
+    /// The AES-GCM nonces this router seals the session's payloads with (a router seals one
+    /// direction of a session: forward at the ingress, reverse at the egress). Per session,
+    /// not per cached cipher, so the sequence survives moving between cache slots.
+    var sealNonce = GCMNonceSequence(prefix: 0, counter: 0)
+    /// Cipher operations so far, counted up to `SVRRouter.promoteAfter` (see `cipherSlot`).
+    var cipherUses: UInt8 = 0
+    /// The session's slot in the nursery while `cipherUses < promoteAfter`.
+    var nurserySlot: UInt16 = 0
 
     static let encrypt: UInt16 = 1
     static let adaptivePending: UInt16 = 2
@@ -65,9 +73,11 @@ struct SessionExtra {
 
 /// Per-session replay protection for AES-GCM payloads (spec §6.3 asks for a replay window
 /// besides the HMAC time window). The sender's nonce is a random 4-byte prefix and a 64-bit
-/// counter that only grows per cipher context, and a session always uses the same cached
-/// context, so a counter at or below one already seen (outside 64 of the highest) is a replay.
-/// A new prefix (the sender's context was re-created) restarts the window.
+/// counter, both drawn when the sender created its session state and the counter grown per
+/// packet (`SessionExtra.sealNonce`), so a counter at or below one already seen (outside 64
+/// of the highest) is a replay. A new prefix (the sender re-created its session state with
+/// the same key, e.g. an egress that expired a session and got its metadata again)
+/// restarts the window.
 struct ReplayWindow {
     var prefix: UInt32 = 0
     var highest: UInt64 = 0
@@ -105,9 +115,12 @@ final class CipherSlot {
     var sealOwner: UInt64 = .max
     var openOwner: UInt64 = .max
     var cipher: PayloadCipher
+    /// The contexts of the suite served before (`.none` until a second suite is used).
+    var spare: PayloadCipher
 
     init() throws(CryptoError) {
         cipher = try PayloadCipher(suite: .none, key: SymmetricKey(bytes: [UInt8](repeating: 0, count: 32)))
+        spare = try PayloadCipher(suite: .none, key: SymmetricKey(bytes: [UInt8](repeating: 0, count: 32)))
     }
 }
 
@@ -142,9 +155,17 @@ public final class SVRRouter: PacketEngine {
     var keyPoolOffset: Int
     static let keyPoolSize = 4096
 
-    // Cipher cache (direct mapped by session index), re-keyed in place on a miss.
+    // Cipher cache (direct mapped by session index), re-keyed in place on a miss, and the
+    // nursery: a small round-robin cache for sessions in their first cipher operations.
     let cipherSlots: [CipherSlot]
     let cipherMask: Int
+    let nursery: [CipherSlot]
+    var nurseryNext = 0
+    /// Payload ciphers created for cache slots (OpenSSL contexts allocated): at most two per
+    /// slot (one per suite) over the router's life.
+    var cipherContextsCreated = 0
+    /// A session's first `promoteAfter` cipher operations on this router use the nursery.
+    static let promoteAfter: UInt8 = 4
 
     // Sessions waiting for their TLV-18 check (egress/transit, UDP wire).
     var pendingControl: [(index: UInt32, generation: UInt32)]
@@ -166,8 +187,10 @@ public final class SVRRouter: PacketEngine {
     /// - Parameters:
     ///   - maxSessions: overrides `config.limits.maxSessions` (tests, benchmarks).
     ///   - cipherCacheSize: cached payload cipher contexts (a power of two).
+    ///   - nurserySize: cipher contexts for sessions in their first packets (see `cipherSlot`).
     ///   - prefault: commit the session table's memory now.
-    public init(config: Config, maxSessions: Int? = nil, cipherCacheSize: Int = 4096, prefault: Bool = false) throws(EngineError) {
+    public init(config: Config, maxSessions: Int? = nil, cipherCacheSize: Int = 4096, nurserySize: Int = 64,
+                prefault: Bool = false) throws(EngineError) {
         self.config = config
         routerNameBytes = Array(config.router.name.utf8)
         let t = config.timeouts
@@ -282,6 +305,9 @@ public final class SVRRouter: PacketEngine {
         do { for _ in 0..<size { slots.append(try CipherSlot()) } } catch { throw .crypto(error) }
         cipherSlots = slots
         cipherMask = size - 1
+        var young: [CipherSlot] = []
+        do { for _ in 0..<min(max(1, nurserySize), Int(UInt16.max)) { young.append(try CipherSlot()) } } catch { throw .crypto(error) }
+        nursery = young
         pendingControl = Array(repeating: (0, 0), count: 4096)
         generated = .allocate(byteCount: Self.generatedSlots * Self.generatedSlotSize, alignment: 64)
         generatedLength = Array(repeating: 0, count: Self.generatedSlots)
@@ -428,39 +454,77 @@ public final class SVRRouter: PacketEngine {
     /// Fresh random subkeys for a new session of `suite` into `e` (from a pool refilled by
     /// RAND_bytes, 4 KiB at a time); false if the CSPRNG fails.
     func drawSessionKeys(_ e: inout SessionExtra, suite: CipherSuite) -> Bool {
-        let n = suite.subkeyLength
+        guard let p = drawRandom(suite.subkeyLength) else { return false }
+        withUnsafeMutableBytes(of: &e) { x in
+            (x.baseAddress! + SessionExtra.keyOffset).copyMemory(from: p, byteCount: suite.subkeyLength)
+        }
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: suite.subkeyLength)  // used key bytes never stay in the pool
+        return drawSealNonce(&e)
+    }
+
+    /// Starts the session's GCM nonce sequence at 12 random bytes.
+    func drawSealNonce(_ e: inout SessionExtra) -> Bool {
+        guard let p = drawRandom(12) else { return false }
+        e.sealNonce = GCMNonceSequence(random: p)
+        return true
+    }
+
+    /// `n` (≤ keyPoolSize) random bytes from the pool, refilled with `RAND_bytes` when short.
+    func drawRandom(_ n: Int) -> UnsafeMutableRawPointer? {
         if keyPoolOffset + n > Self.keyPoolSize {
-            do { try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: keyPool, count: Self.keyPoolSize)) } catch { return false }
+            do { try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: keyPool, count: Self.keyPoolSize)) } catch { return nil }
             keyPoolOffset = 0
         }
-        let p = keyPool + keyPoolOffset
-        withUnsafeMutableBytes(of: &e) { x in
-            (x.baseAddress! + SessionExtra.keyOffset).copyMemory(from: p, byteCount: n)
-        }
-        // Used key bytes never stay in the pool.
-        p.initializeMemory(as: UInt8.self, repeating: 0, count: n)
-        keyPoolOffset += n
-        return true
+        defer { keyPoolOffset += n }
+        return keyPool + keyPoolOffset
     }
 
     /// The cache slot of session `i`, its sealing (or opening) context keyed for it. A miss
     /// installs the session's ready subkeys (TLV 46) into the direction needed only; a slot
     /// used for another suite before gets new contexts (allocates, once per slot and suite).
+    ///
+    /// A session's first `promoteAfter` cipher operations use the nursery, a few slots taken
+    /// round robin: they stay in the CPU caches, so a first packet re-keys warm memory
+    /// instead of its (cold) slot among thousands. Most sessions with few packets (DNS, a
+    /// probe) never leave it; longer ones then move to their direct-mapped slot for good
+    /// (one more key install) and stop evicting each other in the nursery.
     @inline(__always)
     func cipherSlot(_ i: Int, sealing: Bool) throws(CryptoError) -> CipherSlot {
         let e = extras[i]
-        let slot = cipherSlots[i & cipherMask]
         let tag = UInt64(i) << 32 | UInt64(e.generation)
+        let slot: CipherSlot
+        if e.cipherUses < Self.promoteAfter {
+            extras[i].cipherUses = e.cipherUses + 1
+            let young = nursery[Int(e.nurserySlot) % nursery.count]
+            if e.cipherUses > 0, young.sealOwner == tag || young.openOwner == tag {
+                slot = young  // still ours (the other direction may need its key)
+            } else {
+                slot = nursery[nurseryNext]
+                extras[i].nurserySlot = UInt16(nurseryNext)
+                nurseryNext = nurseryNext + 1 == nursery.count ? 0 : nurseryNext + 1
+                slot.sealOwner = .max
+                slot.openOwner = .max
+            }
+        } else {
+            slot = cipherSlots[i & cipherMask]
+        }
         if (sealing ? slot.sealOwner : slot.openOwner) == tag { return slot }
         let suite = CipherSuite(rawValue: e.suite) ?? .none
         let keys = (e.key0, e.key1, e.key2, e.key3, e.key4, e.key5, e.key6, e.key7)
         if slot.cipher.suite != suite {
             slot.sealOwner = .max
             slot.openOwner = .max
-            slot.cipher = try PayloadCipher(suite: suite, subkeys: withUnsafeBytes(of: keys) { Array($0) })
-            slot.sealOwner = tag
-            slot.openOwner = tag
-            return slot
+            // A slot keeps the contexts of the last two suites it served: a router mixing
+            // suites swaps them instead of creating new OpenSSL contexts on every change.
+            if slot.spare.suite != suite {
+                slot.spare = try PayloadCipher(suite: suite, subkeys: withUnsafeBytes(of: keys) { Array($0) })
+                cipherContextsCreated &+= 1
+                swap(&slot.cipher, &slot.spare)
+                slot.sealOwner = tag
+                slot.openOwner = tag
+                return slot
+            }
+            swap(&slot.cipher, &slot.spare)
         }
         if sealing { slot.sealOwner = .max } else { slot.openOwner = .max }
         try withUnsafeBytes(of: keys) { (k) throws(CryptoError) in try slot.cipher.install(k.baseAddress!, sealing: sealing) }
@@ -625,8 +689,11 @@ public final class SVRRouter: PacketEngine {
         guard room >= n + (CipherSuite(rawValue: extras[i].suite)?.maxOverhead ?? 48) + peer.auth.trailerLength else { return nil }
         do {
             let slot = try cipherSlot(i, sealing: true)
+            // The nonce sequence is advanced in place: no copy of this session's extra may be
+            // written back over it afterwards (a stale counter would repeat a nonce).
             return try slot.cipher.seal(inPlace: UnsafeMutableRawBufferPointer(start: packet.slot + packet.offset + layout.payloadOffset,
-                                                                                count: room), plaintextLength: n)
+                                                                                count: room), plaintextLength: n,
+                                        nonce: &extras[i].sealNonce)
         } catch { return nil }
     }
 
@@ -1033,6 +1100,7 @@ public final class SVRRouter: PacketEngine {
             withUnsafeMutableBytes(of: &e) { x in
                 (x.baseAddress! + SessionExtra.keyOffset).copyMemory(from: kp, byteCount: suite.subkeyLength)
             }
+            guard drawSealNonce(&e) else { return .failure(.sessionLimit) }
         } else if d.sessionEncrypted {
             return .failure(.badMetadata)
         }
