@@ -453,6 +453,15 @@ public final class SVRRouter: PacketEngine {
 
     /// Fresh random subkeys for a new session of `suite` into `e` (from a pool refilled by
     /// RAND_bytes, 4 KiB at a time); false if the CSPRNG fails.
+    /// Asks for the cache lines of the row the next new session will take (table row and
+    /// `SessionExtra`), so their memory latency overlaps classification and metadata work.
+    @inline(__always)
+    func prefetchNewSession() {
+        guard let r = table.prefetchNextRow() else { return }
+        let p = UnsafeRawPointer(extras + r)
+        for line in stride(from: 0, to: MemoryLayout<SessionExtra>.size, by: 64) { Prefetch.line(p + line) }
+    }
+
     func drawSessionKeys(_ e: inout SessionExtra, suite: CipherSuite) -> Bool {
         guard let p = drawRandom(suite.subkeyLength) else { return false }
         withUnsafeMutableBytes(of: &e) { x in
@@ -567,6 +576,7 @@ public final class SVRRouter: PacketEngine {
         let proto = layout.proto
         let base = packet.slot + packet.offset
         if proto == IPProtocolNumber.icmp && ld8(base, layout.l4Offset) != 8 { return .drop(.unsupportedProtocol) }
+        prefetchNewSession()
         let tenant: TenantID, service: ServiceID
         switch classifier.classify(layout.tuple, interface: lanInterface, routes: lanRoutes, counters: &classifierCounters) {
         case .allowed(let t, let s): tenant = t; service = s
@@ -854,6 +864,9 @@ public final class SVRRouter: PacketEngine {
         guard localAddresses.contains(dst) else { return .drop(.notSVR) }
         guard let pi = peerByAddress[src] else { return .drop(.unknownPeer) }
         let peer = peers[pi]
+        // The session lookup comes after the HMAC check: start loading its index slot now.
+        let key = SessionKey(v4Source: src, v4Destination: dst, sourcePort: sp, destinationPort: dp, proto: proto, side: .wan)
+        table.prefetch(key)
         let bodyStart = l4 + l4Len
         var bodyLen = total - bodyStart
         do {
@@ -877,6 +890,7 @@ public final class SVRRouter: PacketEngine {
             }
             metaLen = header.blockLength
             if !header.isFalsePositive {
+                prefetchNewSession()  // usually a session's first packet
                 var plain: Int?
                 if header.payloadLength > 0 {
                     do {
@@ -891,7 +905,6 @@ public final class SVRRouter: PacketEngine {
                 } catch { return .drop(.badMetadata) }
             }
         }
-        let key = SessionKey(v4Source: src, v4Destination: dst, sourcePort: sp, destinationPort: dp, proto: proto, side: .wan)
         var hit = table.lookup(key)
         if let h = hit, h.role == .wanFromUpstream, let d = decoded, d.forwardContext != nil, let u = d.sessionUUID,
            u != table.uuid(h.index) {

@@ -41,6 +41,14 @@ struct FixedArray<Element: BitwiseCopyable> {
     }
 
     func fill(_ value: Element) { base.update(repeating: value, count: count) }
+
+    /// Starts loading the cache lines of element `i` (a hint: an index out of range is
+    /// clamped, nothing faults).
+    @inline(__always)
+    func prefetch(_ i: Int) {
+        let p = UnsafeRawPointer(base + min(max(i, 0), max(count - 1, 0)))
+        for line in stride(from: 0, to: MemoryLayout<Element>.size, by: 64) { Prefetch.line(p + line) }
+    }
 }
 
 /// Everything the table keeps for one session: 256 bytes, four cache lines. The first line
@@ -137,6 +145,10 @@ struct SlotIndex {
 
     @inline(__always)
     func reference(at slot: Int) -> UInt32 { UInt32(truncatingIfNeeded: slots[slot]) }
+
+    /// Starts loading the home slot of hash `h` (a probe for it follows soon).
+    @inline(__always)
+    func prefetch(_ h: UInt64) { slots.prefetch(Int(truncatingIfNeeded: h) & mask) }
 
     /// Adds a reference; the caller keeps the index under 3/4 full.
     mutating func insert(_ h: UInt64, _ ref: UInt32) {

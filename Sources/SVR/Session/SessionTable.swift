@@ -286,6 +286,11 @@ public final class SessionTable {
 
     // MARK: Per packet
 
+    /// Starts loading `key`'s home slot in the index: call it when the packet's key is known
+    /// and other work (e.g. verifying its HMAC) comes before the `lookup`.
+    @inline(__always)
+    public func prefetch(_ key: SessionKey) { keyIndex.prefetch(key.hash(seed)) }
+
     /// Finds the session a packet belongs to. Allocation-free.
     @inline(__always)
     public func lookup(_ key: SessionKey) -> SessionHit? {
@@ -407,6 +412,16 @@ public final class SessionTable {
         }
     }
 
+    /// The row the next `insert` will take (nil when the table is full), its lines already
+    /// asked for: a caller about to create a session calls this early, and prefetches its own
+    /// state for that row too.
+    public func prefetchNextRow() -> Int? {
+        guard freeCount > 0 else { return nil }
+        let i = Int(freeRows[freeCount - 1])
+        rows.prefetch(i)
+        return i
+    }
+
     /// Creates a session. On refusal the session's port lease is released. Allocation-free.
     /// The first packet is not counted here: account it with `recordPacket` like any other
     /// (role `.lanOriginal` at the ingress, `.wanFromUpstream` at the egress and transit).
@@ -421,17 +436,24 @@ public final class SessionTable {
         if let t = s.wanFromDownstream { keys.3 = SessionKey(t, side: .wan); present |= 8 }
         let indexed = s.role == .ingress ? present : present & ~1
         var hashes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var uuid = s.uuid ?? random.uuid()
         do throws(SessionRefusal) {
             // The index is sized for four slots per session; keep it at most 3/4 full even if
             // callers register more than the usual two keys.
             guard freeCount > 0, keyIndex.used + indexed.nonzeroBitCount <= keyIndex.count / 4 * 3 else { throw .tableFull }
+            // Ask for every cold line this insert reads or writes before the first probe (the
+            // keys' home slots, the UUID's, the new row): their latencies then overlap.
             for r in 0..<4 where indexed & (1 << r) != 0 {
-                let k = Self.pick(keys, r)
-                let h = k.hash(seed)
+                let h = Self.pick(keys, r).hash(seed)
                 Self.store(&hashes, r, h)
-                if find(k, h) != nil { throw .duplicateKey(SessionKeyRole(rawValue: UInt8(r))!) }
+                keyIndex.prefetch(h)
             }
-            if let u = s.uuid, findUUID(u) != nil { throw .duplicateUUID }
+            uuidIndex.prefetch(uuidHash(uuid))
+            rows.prefetch(Int(freeRows[freeCount - 1]))
+            for r in 0..<4 where indexed & (1 << r) != 0 {
+                if find(Self.pick(keys, r), Self.pick(hashes, r)) != nil { throw .duplicateKey(SessionKeyRole(rawValue: UInt8(r))!) }
+            }
+            if s.uuid != nil, findUUID(uuid) != nil { throw .duplicateUUID }
         } catch {
             if case .tableFull = error { counters.refusedTableFull &+= 1 } else { counters.refusedDuplicateKey &+= 1 }
             if let l = s.portLease { ports.release(path: l.path, wireProtocol: l.wireProtocol, localPort: l.localPort) }
@@ -439,7 +461,6 @@ public final class SessionTable {
         }
         freeCount -= 1
         let i = Int(freeRows[freeCount])
-        var uuid = s.uuid ?? random.uuid()
         while s.uuid == nil && findUUID(uuid) != nil { uuid = random.uuid() }
         let lease = s.portLease
         rows[i] = SessionRow(
