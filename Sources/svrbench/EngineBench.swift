@@ -114,6 +114,7 @@ enum EngineBench {
         let now = EngineTime(monotonicNanos: 1_000_000_000_000, unixSeconds: 1_700_000_000)
         var cpu = 0.0
         var done = 0, failed = 0
+        var batchRates: [Double] = []
         // One warm pair (prefaulted tables, cipher cache in use), emptied between batches by
         // expiring every session (outside the timed loop), as a long-running router would be.
         let (a, b) = pair(encryption: encryption, maxSessions: batch, prefault: true)
@@ -145,11 +146,15 @@ enum EngineBench {
                 warm = 0
                 continue
             }
-            cpu += SessionBench.clock() - t0
+            let t = SessionBench.clock() - t0
+            cpu += t
+            batchRates.append(Double(n) / t)
             done += n
         }
         let rate = Double(count) / cpu
+        // All sessions over all CPU time; the batches' spread shows the machine's noise.
         print("  \(encryption.padding(14)) \(SessionBench.fmt(rate / 1000, 1)) k sessions/s  \(SessionBench.fmt(cpu * 1e9 / Double(count), 0)) ns/session (A+B)"
+            + "  batches of \(batch): \(SessionBench.fmt(batchRates.min()! / 1000, 0))–\(SessionBench.fmt(batchRates.max()! / 1000, 0))k"
             + (failed > 0 ? "  FAILED \(failed)" : ""))
     }
 
