@@ -142,24 +142,9 @@ public struct PayloadCipher: ~Copyable {
             return n
         case .cbc(let e):
             let padded = total - 32
-            (base + n).initializeMemory(as: UInt8.self, repeating: UInt8(padded - n), count: padded - n)
-            if ivOffset == CBCEngine.poolSize {
-                try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: e.ivPool, count: CBCEngine.poolSize))
-                ivOffset = 0
-            }
             let iv = base + padded
-            iv.copyMemory(from: e.ivPool + ivOffset, byteCount: 16)
-            ivOffset += 16
-            // The context continues its CBC chain from `encChain` (its last ciphertext block):
-            // first block ⊕ chain ⊕ IV makes this exactly CBC with IV, without an EVP re-init.
-            CBCEngine.xor16(base, e.encChain, iv)
-            do throws(CryptoError) {
-                _ = try e.encrypt.update(base, count: padded, op: .encrypt)
-            } catch {
-                e.resynchronise(encrypt: true)
-                throw error
-            }
-            e.encChain.copyMemory(from: base + padded - 16, byteCount: 16)
+            try CBCEngine.encrypt(e.encrypt, chain: e.encChain, base, plaintextLength: n, padded: padded,
+                                  iv: iv, pool: e.ivPool, poolOffset: &ivOffset)
             try e.mac.sign(iv, 16, base, padded, tag: iv + 16, tagLength: 16)
             return total
         case .gcm(let e):
@@ -212,23 +197,9 @@ public struct PayloadCipher: ~Copyable {
             guard try e.mac.check(iv, 16, base, padded, tag: iv + 16, tagLength: 16) else {
                 throw .authenticationFailed
             }
-            // Chained like seal: decrypt continuing from `decChain`, then first block ⊕ chain ⊕ IV.
-            var last: (UInt64, UInt64) = (0, 0)
-            withUnsafeMutableBytes(of: &last) { $0.baseAddress!.copyMemory(from: base + padded - 16, byteCount: 16) }
-            do throws(CryptoError) {
-                _ = try e.decrypt.update(base, count: padded, op: .decrypt)
-            } catch {
-                e.resynchronise(encrypt: false)
-                throw error
-            }
-            CBCEngine.xor16(base, e.decChain, iv)
-            withUnsafeBytes(of: &last) { e.decChain.copyMemory(from: $0.baseAddress!, byteCount: 16) }
-            let pad = Int(base.load(fromByteOffset: padded - 1, as: UInt8.self))
-            guard pad >= 1, pad <= 16 else { throw .malformedInput(length: len) }
-            for i in padded - pad..<padded - 1 where base.load(fromByteOffset: i, as: UInt8.self) != UInt8(pad) {
-                throw .malformedInput(length: len)
-            }
-            return padded - pad
+            try CBCEngine.decrypt(e.decrypt, chain: e.decChain, base, padded: padded, iv: iv)
+            guard let plain = CBCEngine.unpad(base, padded: padded) else { throw .malformedInput(length: len) }
+            return plain
         case .gcm(let e):
             guard len >= 28 else { throw .malformedInput(length: len) }
             let n = len - 28
@@ -421,10 +392,63 @@ struct CBCEngine: ~Copyable {
     }
 
     /// After a failed update the context's chain is unknown: restart it at a zero IV (same key).
-    func resynchronise(encrypt: Bool) {
-        let ok = encrypt ? (try? self.encrypt.setIV(Self.zeroBlock)) != nil : (try? decrypt.setIV(Self.zeroBlock)) != nil
-        (encrypt ? encChain : decChain).initializeMemory(as: UInt8.self, repeating: 0, count: 16)
+    static func resynchronise(_ ctx: borrowing CipherContext, chain: UnsafeMutableRawPointer) {
+        let ok = (try? ctx.setIV(zeroBlock)) != nil
+        chain.initializeMemory(as: UInt8.self, repeating: 0, count: 16)
         if !ok { OpenSSLSys.clearErrors() }
+    }
+
+    /// AES-CBC of `n` plaintext bytes at `base` in place with a fresh IV, on a context that
+    /// continues its chain from `chain` (its last ciphertext block): PKCS#7-pads to `padded`,
+    /// takes the next IV from `pool` (refilled with `RAND_bytes` every 32 IVs) and writes it
+    /// to `iv`; first block ⊕ chain ⊕ IV makes this exactly CBC with that IV, without an EVP
+    /// re-init. `chain` then holds the last ciphertext block.
+    @inline(__always)
+    static func encrypt(_ ctx: borrowing CipherContext, chain: UnsafeMutableRawPointer, _ base: UnsafeMutableRawPointer,
+                        plaintextLength n: Int, padded: Int, iv: UnsafeMutableRawPointer,
+                        pool: UnsafeMutableRawPointer, poolOffset: inout Int) throws(CryptoError) {
+        (base + n).initializeMemory(as: UInt8.self, repeating: UInt8(padded - n), count: padded - n)
+        if poolOffset == poolSize {
+            try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: pool, count: poolSize))
+            poolOffset = 0
+        }
+        iv.copyMemory(from: pool + poolOffset, byteCount: 16)
+        poolOffset += 16
+        xor16(base, chain, iv)
+        do throws(CryptoError) {
+            _ = try ctx.update(base, count: padded, op: .encrypt)
+        } catch {
+            resynchronise(ctx, chain: chain)
+            throw error
+        }
+        chain.copyMemory(from: base + padded - 16, byteCount: 16)
+    }
+
+    /// The inverse of `encrypt`: decrypts `padded` bytes at `base` in place (IV at `iv`),
+    /// continuing from `chain`. Padding is left for `unpad`.
+    @inline(__always)
+    static func decrypt(_ ctx: borrowing CipherContext, chain: UnsafeMutableRawPointer, _ base: UnsafeMutableRawPointer,
+                        padded: Int, iv: UnsafeRawPointer) throws(CryptoError) {
+        var last: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &last) { $0.baseAddress!.copyMemory(from: base + padded - 16, byteCount: 16) }
+        do throws(CryptoError) {
+            _ = try ctx.update(base, count: padded, op: .decrypt)
+        } catch {
+            resynchronise(ctx, chain: chain)
+            throw error
+        }
+        xor16(base, chain, iv)
+        withUnsafeBytes(of: &last) { chain.copyMemory(from: $0.baseAddress!, byteCount: 16) }
+    }
+
+    /// The plaintext length of `padded` decrypted bytes ending in PKCS#7 padding; nil if the
+    /// padding is malformed.
+    @inline(__always)
+    static func unpad(_ base: UnsafeRawPointer, padded: Int) -> Int? {
+        let pad = Int(base.load(fromByteOffset: padded - 1, as: UInt8.self))
+        guard pad >= 1, pad <= 16, pad <= padded else { return nil }
+        for i in padded - pad..<padded - 1 where base.load(fromByteOffset: i, as: UInt8.self) != UInt8(pad) { return nil }
+        return padded - pad
     }
 
     init(key: SymmetricKey) throws(CryptoError) {

@@ -56,22 +56,22 @@ final class PeerRuntime {
     let waypoints: [IPAddress]
     /// §6.3 trailer, time-based, HMAC-SHA256-128, keyed with the pair's HMAC key.
     var auth: PacketAuthenticator
-    /// Seals/opens metadata payload-TLV sections to and from this peer.
-    var meta: PayloadCipher
+    /// Seals/opens metadata payload-TLV sections to and from this peer (AES-256-CBC, O6).
+    var meta: MetadataSectionCipher
     /// The first reachable (local interface, remote waypoint) pair; nil when none.
     var path: PeerPathID?
     var pathInterface = 0
     var localAddress: UInt32 = 0
     var remoteAddress: UInt32 = 0
 
-    init(index: Int, peer: Config.Peer, keys: PeerKeys, metadataSuite: CipherSuite) throws(CryptoError) {
+    init(index: Int, peer: Config.Peer, keys: PeerKeys) throws(CryptoError) {
         self.index = index
         name = peer.name
         nameBytes = Array(peer.name.utf8)
         transport = peer.transport
         waypoints = peer.waypoints.map(\.address)
         auth = try PacketAuthenticator(key: keys.hmacKey, algorithm: .sha256_128, mode: .timeBased)
-        meta = try PayloadCipher(suite: metadataSuite, key: keys.metadataKey)
+        meta = try MetadataSectionCipher(key: keys.metadataKey)
     }
 }
 

@@ -139,8 +139,6 @@ public final class SVRRouter: PacketEngine {
     /// This router's IPv4 waypoint addresses (WAN packets to anything else are not SVR).
     let localAddresses: [UInt32]
     public let table: SessionTable
-    /// The cipher suite that seals metadata payload-TLV sections.
-    public static let metadataSuite = CipherSuite.aes256Gcm
 
     var extras: UnsafeMutablePointer<SessionExtra>
     var generation: UInt32 = 0
@@ -213,7 +211,7 @@ public final class SVRRouter: PacketEngine {
         for (i, p) in config.peers.enumerated() {
             do {
                 let keys = try PeerKeys(privateKey: priv, peerPublicKey: X25519PublicKey(bytes: p.publicKey.bytes))
-                let r = try PeerRuntime(index: i, peer: p, keys: keys, metadataSuite: Self.metadataSuite)
+                let r = try PeerRuntime(index: i, peer: p, keys: keys)
                 search: for w in p.waypoints {
                     guard case .v4(let remote) = w.address else { continue }
                     byAddress[remote.value] = i
@@ -770,7 +768,7 @@ public final class SVRRouter: PacketEngine {
         st16(m, 8, 0x1000 | UInt16(hl))
         st16(m, 10, UInt16(end - hl))
         do {
-            let sealed = try peer.meta.sealMetadataPayload(
+            let sealed = try peer.meta.seal(
                 inPlace: UnsafeMutableRawBufferPointer(start: m, count: Self.metaScratchSize), headerLength: hl, payloadLength: end - hl)
             return hl + sealed
         } catch { return -1 }
@@ -894,7 +892,7 @@ public final class SVRRouter: PacketEngine {
                 var plain: Int?
                 if header.payloadLength > 0 {
                     do {
-                        plain = try peer.meta.openMetadataPayload(
+                        plain = try peer.meta.open(
                             inPlace: UnsafeMutableRawBufferPointer(start: base + bodyStart, count: header.blockLength),
                             headerLength: header.headerLength, payloadLength: header.payloadLength)
                     } catch { return .drop(.decryptFailed) }
