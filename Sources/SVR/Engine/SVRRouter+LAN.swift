@@ -1,0 +1,171 @@
+// SVRRouter: packets from the LAN — a session's first packet (classify, policy, route,
+// ports, keys, session) and packets of existing sessions toward the peer.
+
+extension SVRRouter {
+    // MARK: - LAN side
+
+    func lan(_ packet: inout PacketBuffer, _ now: EngineTime) -> Disposition {
+        guard let layout = try? PacketLayout(parsing: packet) else { return .drop(.malformedPacket) }
+        guard layout.family == .ipv4 else { return .drop(.unsupportedProtocol) }
+        guard layout.fragment == .unfragmented else { return .drop(.fragment) }
+        let proto = layout.proto
+        guard proto == IPProtocolNumber.tcp || proto == IPProtocolNumber.udp || proto == IPProtocolNumber.icmp,
+              layout.hasTransportHeader
+        else { return .drop(.unsupportedProtocol) }
+        let base = packet.slot + packet.offset
+        let tcpFlags = proto == IPProtocolNumber.tcp ? TCPFlags(rawValue: ld8(base, layout.l4Offset + 13)) : []
+        let key = SessionKey(layout.tuple, side: .lan, zone: 0)
+        if let hit = table.lookup(key) {
+            let i = Int(hit.index.rawValue)
+            table.recordPacket(hit, bytes: packet.count, tcpFlags: tcpFlags, now: now.monotonicNanos)
+            if hit.role == .lanOriginal {
+                return sendForwardFromLAN(&packet, layout, i, tcpFlags, now)
+            } else if hit.role == .lanReply {
+                return sendReverseFromLAN(&packet, layout, i, now)
+            }
+            return .drop(.noSession)
+        }
+        return firstPacket(&packet, layout, tcpFlags, now)
+    }
+
+    func firstPacket(_ packet: inout PacketBuffer, _ layout: PacketLayout, _ tcpFlags: TCPFlags, _ now: EngineTime) -> Disposition {
+        let proto = layout.proto
+        let base = packet.slot + packet.offset
+        if proto == IPProtocolNumber.icmp && ld8(base, layout.l4Offset) != 8 { return .drop(.unsupportedProtocol) }
+        prefetchNewSession()
+        let tenant: TenantID, service: ServiceID
+        switch classifier.classify(layout.tuple, interface: lanInterface, routes: lanRoutes, counters: &classifierCounters) {
+        case .allowed(let t, let s): tenant = t; service = s
+        case .refused(.noTenant): return .drop(.noTenant)
+        case .refused(.noService): return .drop(.noService)
+        case .refused(.tenantNotAllowed): return .drop(.notAllowed)
+        case .refused(.noRoute): return .drop(.noRoute)
+        }
+        let svc = services[service.index]
+        guard case .peers(let list) = svc.route, let pi = list.first, let path = peers[pi].path else { return .drop(.noRoute) }
+        let peer = peers[pi]
+        guard let carriage = Carriage.of(proto: proto, transport: peer.transport) else { return .drop(.unsupportedProtocol) }
+        guard table.count < table.capacity else { return .drop(.sessionLimit) }
+        let wire = carriage.wireProtocol
+        let pair: WaypointPortPair
+        do { pair = try table.allocatePorts(path: path, wireProtocol: wire) } catch { return .drop(.portsExhausted) }
+        var ns = NewSession(role: .ingress, tenant: tenant, service: service, original: layout.tuple)
+        ns.peer = UInt32(pi)
+        ns.wanFromDownstream = FiveTuple(
+            source: .v4(IPv4Address(peer.remoteAddress)), destination: .v4(IPv4Address(peer.localAddress)),
+            sourcePort: pair.remote, destinationPort: pair.local, proto: wire)
+        ns.portLease = PortLease(path: path, wireProtocol: wire, localPort: pair.local)
+        ns.tcpFlags = tcpFlags
+        let index: SessionIndex
+        do { index = try table.insert(ns, now: now.monotonicNanos) } catch {
+            switch error {
+            case .portsExhausted: return .drop(.portsExhausted)
+            default: return .drop(.sessionLimit)
+            }
+        }
+        let i = Int(index.rawValue)
+        var e = SessionExtra()
+        if svc.suite != .none {
+            guard drawSessionKeys(&e, suite: svc.suite) else {
+                table.remove(index)
+                return .drop(.sessionLimit)
+            }
+        }
+        generation &+= 1
+        if generation == 0 { generation = 1 }
+        e.generation = generation
+        e.created = now.monotonicNanos
+        e.suite = svc.suite.rawValue
+        e.role = SessionRole.ingress.rawValue
+        e.downPeer = UInt16(pi + 1)
+        e.downInterface = UInt8(truncatingIfNeeded: peer.pathInterface)
+        e.downCarriage = carriage.rawValue
+        if svc.suite != .none {
+            if svc.adaptive && proto == IPProtocolNumber.tcp {
+                e.flags |= SessionExtra.adaptivePending
+            } else {
+                e.flags |= SessionExtra.encrypt
+            }
+        }
+        extras[i] = e
+        counters.sessionsCreated &+= 1
+        table.recordPacket(SessionHit(index: index, role: .lanOriginal), bytes: packet.count, tcpFlags: tcpFlags, now: now.monotonicNanos)
+        return sendForwardFromLAN(&packet, layout, i, tcpFlags, now)
+    }
+
+    /// Ingress: a client packet of session `i` toward the egress.
+    func sendForwardFromLAN(_ packet: inout PacketBuffer, _ layout: PacketLayout, _ i: Int, _ tcpFlags: TCPFlags, _ now: EngineTime) -> Disposition {
+        var e = extras[i]
+        guard e.downPeer > 0, let wk = table.key(SessionIndex(rawValue: UInt32(i)), .wanFromDownstream) else { return .drop(.noSession) }
+        let peer = peers[Int(e.downPeer) - 1]
+        let carriage = Carriage(rawValue: e.downCarriage) ?? .nativeUDP
+        // Adaptive encryption (spec §6.2): decide on the client's first data.
+        if e.flags & SessionExtra.adaptivePending != 0 && layout.payloadLength > 0 {
+            let base = packet.slot + packet.offset
+            let p = layout.payloadOffset
+            let tls = layout.payloadLength >= 3 && ld8(base, p) == 0x16 && ld8(base, p + 1) == 3 && ld8(base, p + 2) <= 4
+            e.flags &= ~SessionExtra.adaptivePending
+            if !tls { e.flags |= SessionExtra.encrypt | SessionExtra.signalEncrypted }
+        }
+        let withMeta = e.flags & SessionExtra.fwdAck == 0 || e.flags & SessionExtra.signalEncrypted != 0
+        let encrypt = e.flags & SessionExtra.encrypt != 0
+        if withMeta { e.flags &= ~SessionExtra.signalEncrypted }
+        extras[i] = e
+        // Save the original L4 header (it becomes the outer TCP header or the inner header).
+        let base = packet.slot + packet.offset
+        let hdrLen = layout.l4HeaderLength
+        hdrScratch.copyMemory(from: base + layout.l4Offset, byteCount: hdrLen)
+        // Seal the payload in place.
+        guard let bodyLen = sealPayload(packet, layout, i, encrypt: encrypt, peer: peer) else { return .drop(.noHeadroom) }
+        let metaLen = withMeta
+            ? writeForwardMetadata(i, peer: peer, carriage: carriage, encrypted: encrypt, syn: tcpFlags.contains(.syn))
+            : 0
+        guard metaLen >= 0 else { return .drop(.noHeadroom) }
+        let out = wk.tuple.reversed
+        return assemble(&packet, bodyStart: layout.payloadOffset, bodyLen: bodyLen, carriage: carriage, hdrLen: hdrLen,
+                        metaLen: metaLen, out: out, carry: carry(packet), peer: peer, interface: Int(e.downInterface), now: now)
+    }
+
+    /// Egress: a server reply of session `i` back toward the ingress.
+    func sendReverseFromLAN(_ packet: inout PacketBuffer, _ layout: PacketLayout, _ i: Int, _ now: EngineTime) -> Disposition {
+        var e = extras[i]
+        guard e.upPeer > 0, let wk = table.key(SessionIndex(rawValue: UInt32(i)), .wanFromUpstream) else { return .drop(.noSession) }
+        let peer = peers[Int(e.upPeer) - 1]
+        let carriage = Carriage(rawValue: e.upCarriage) ?? .nativeUDP
+        e.flags |= SessionExtra.reverseSeen
+        extras[i] = e
+        let base = packet.slot + packet.offset
+        let hdrLen = layout.l4HeaderLength
+        hdrScratch.copyMemory(from: base + layout.l4Offset, byteCount: hdrLen)
+        guard let bodyLen = sealPayload(packet, layout, i, encrypt: e.flags & SessionExtra.encrypt != 0, peer: peer) else { return .drop(.noHeadroom) }
+        let metaLen = e.flags & SessionExtra.revAck == 0 ? writeReverseMetadata(i, peer: peer) : 0
+        guard metaLen >= 0 else { return .drop(.noHeadroom) }
+        return assemble(&packet, bodyStart: layout.payloadOffset, bodyLen: bodyLen, carriage: carriage, hdrLen: hdrLen,
+                        metaLen: metaLen, out: wk.tuple.reversed, carry: carry(packet), peer: peer,
+                        interface: Int(e.upInterface), now: now)
+    }
+
+    /// Seals the payload of a LAN packet in place with session `i`'s key when `encrypt` (spec
+    /// §6.2); returns the length of the body that follows, nil without tailroom.
+    @inline(__always)
+    func sealPayload(_ packet: PacketBuffer, _ layout: PacketLayout, _ i: Int, encrypt: Bool, peer: PeerRuntime) -> Int? {
+        let n = layout.payloadLength
+        guard encrypt else { return n }
+        let room = packet.capacity - packet.offset - layout.payloadOffset
+        guard room >= n + (CipherSuite(rawValue: extras[i].suite)?.maxOverhead ?? 48) + peer.auth.trailerLength else { return nil }
+        do {
+            let slot = try cipherSlot(i, sealing: true)
+            // The nonce sequence is advanced in place: no copy of this session's extra may be
+            // written back over it afterwards (a stale counter would repeat a nonce).
+            return try slot.cipher.seal(inPlace: UnsafeMutableRawBufferPointer(start: packet.slot + packet.offset + layout.payloadOffset,
+                                                                                count: room), plaintextLength: n,
+                                        nonce: &extras[i].sealNonce)
+        } catch { return nil }
+    }
+
+    @inline(__always)
+    func carry(_ packet: PacketBuffer) -> IPv4Carry {
+        let b = packet.slot + packet.offset
+        return IPv4Carry(tos: ld8(b, 1), identification: ld16(b, 4), dontFragment: ld16(b, 6) & 0x4000 != 0, ttl: ld8(b, 8))
+    }
+}
