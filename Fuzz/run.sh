@@ -34,9 +34,13 @@ flags=()
 case "$target" in
 receive-seeds)
     # Not a fuzz target: builds and runs the seed generator of `receive` (SECONDS unused).
+    mkdir -p .build-fuzz/cshim-plain
+    printf 'module CShim {\n    umbrella header "%s/Sources/CShim/include/CShim.h"\n    export *\n}\n' "$PWD" > .build-fuzz/cshim-plain/module.modulemap
+    clang -c -O2 -I Sources/CShim/include Sources/CShim/hmac.c -o .build-fuzz/cshim-plain/hmac.o
     swiftc -swift-version 6 -parse-as-library -O -module-name ReceiveSeeds Sources/SVR/Common/*.swift Sources/SVR/Metadata/*.swift \
         Sources/SVR/Packet/*.swift Sources/SVR/Crypto/*.swift Fuzz/receive/ReceiveFixture.swift \
-        Fuzz/receive-seeds/*.swift -I Sources/COpenSSL -lcrypto -o .build-fuzz/receive-seeds
+        Fuzz/receive-seeds/*.swift -I Sources/COpenSSL -I .build-fuzz/cshim-plain .build-fuzz/cshim-plain/hmac.o -lcrypto \
+        -o .build-fuzz/receive-seeds
     mkdir -p Fuzz/corpus/receive
     exec .build-fuzz/receive-seeds Fuzz/corpus/receive
     ;;
@@ -57,6 +61,16 @@ esac
 bin=.build-fuzz/$target
 out=fuzz-out/$target
 mkdir -p .build-fuzz "$out/corpus" "Fuzz/corpus/$target"
+
+if [[ $target == receive ]]; then
+    # CShim (the C helpers the crypto code calls: HMAC, prefetch) for swiftc: a module map over
+    # its umbrella header, and hmac.c compiled with the same sanitizers.
+    cshim=.build-fuzz/cshim
+    mkdir -p "$cshim"
+    printf 'module CShim {\n    umbrella header "%s/Sources/CShim/include/CShim.h"\n    export *\n}\n' "$PWD" > "$cshim/module.modulemap"
+    clang -c -O2 -g -fsanitize=fuzzer-no-link,address -I Sources/CShim/include Sources/CShim/hmac.c -o "$cshim/hmac.o"
+    flags+=(-I "$cshim" "$cshim/hmac.o")
+fi
 
 echo "building $bin" >&2
 swiftc -swift-version 6 -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -module-name "Fuzz_$target" \

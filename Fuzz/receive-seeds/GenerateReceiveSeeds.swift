@@ -90,12 +90,20 @@ enum GenerateReceiveSeeds {
             // Seal the block's payload-TLV section with the peer metadata key and put it back.
             if keepMetadata, !block.isEmpty {
                 let h = try block.withUnsafeBytes { b in try MetadataHeader.parse(b)! }
-                var sealed = block + [UInt8](repeating: 0, count: metadataSuite.maxOverhead)
+                var sealed = block + [UInt8](repeating: 0, count: max(metadataSuite.maxOverhead, MetadataSectionCipher.maxOverhead))
                 var length = h.blockLength
                 if h.payloadLength > 0 {
-                    var meta = try PayloadCipher(suite: metadataSuite, key: ReceiveFixture.metadataKey)
-                    let pl = try sealed.withUnsafeMutableBytes { b throws(CryptoError) in
-                        try meta.sealMetadataPayload(inPlace: b, headerLength: h.headerLength, payloadLength: h.payloadLength)
+                    let pl: Int
+                    if metadataSuite == .aes256CbcHmacSha256_128 {
+                        var meta = try MetadataSectionCipher(key: ReceiveFixture.metadataKey)
+                        pl = try sealed.withUnsafeMutableBytes { b throws(CryptoError) in
+                            try meta.seal(inPlace: b, headerLength: h.headerLength, payloadLength: h.payloadLength)
+                        }
+                    } else {
+                        var meta = try PayloadCipher(suite: metadataSuite, key: ReceiveFixture.metadataKey)
+                        pl = try sealed.withUnsafeMutableBytes { b throws(CryptoError) in
+                            try meta.sealMetadataPayload(inPlace: b, headerLength: h.headerLength, payloadLength: h.payloadLength)
+                        }
                     }
                     length = h.headerLength + pl
                 }

@@ -6,7 +6,8 @@
 //
 //   bit 0     1 = compute a valid HMAC trailer over the fuzzed bytes first (overwrites the last
 //             16 bytes of the L4 payload), so mutations get past the HMAC check
-//   bits 1-2  suite sealing the metadata payload-TLV section (peer metadata key)
+//   bits 1-2  suite sealing the metadata payload-TLV section (peer metadata key); CBC means
+//             the engine's MetadataSectionCipher (AES-256-CBC, ciphertext ‖ IV, spec O6)
 //   bits 3-4  suite sealing the session payload (session key)
 //             (0 none, 1 AES-256-CBC+HMAC-SHA256-128, 2 AES-256-GCM, 3 = 1)
 //   bit 5     0 = exact-size slot (no headroom/tailroom: ASan sees any access past the

@@ -14,7 +14,13 @@ final class ReceiveState {
     var authenticator = try! PacketAuthenticator(
         key: ReceiveFixture.hmacKey, algorithm: ReceiveFixture.algorithm, mode: ReceiveFixture.mode)
     let metadata = CipherSuite.allCases.map { CipherBox(suite: $0, key: ReceiveFixture.metadataKey) }
+    let section = SectionBox()
     let session = CipherSuite.allCases.map { CipherBox(suite: $0, key: ReceiveFixture.sessionKey) }
+}
+
+/// The engine's metadata section cipher (AES-256-CBC, ciphertext ‖ IV).
+final class SectionBox {
+    var cipher = try! MetadataSectionCipher(key: ReceiveFixture.metadataKey)
 }
 
 final class CipherBox {
@@ -76,11 +82,16 @@ func receive(_ buffer: PacketBuffer, mode: UInt8) {
         // Decrypt the payload-TLV section in place (a section sent empty is not sealed).
         var clearLength = 0
         if header.payloadLength > 0 {
-            let box = state.metadata[Int(ReceiveFixture.metadataSuite(mode).rawValue)]
+            let suite = ReceiveFixture.metadataSuite(mode)
+            let box = state.metadata[Int(suite.rawValue)]
             do {
                 clearLength = try packet.withPayload { (block) throws(CryptoError) in
-                    try box.cipher.openMetadataPayload(
-                        inPlace: block, headerLength: header.headerLength, payloadLength: header.payloadLength)
+                    // CBC: the engine's section cipher; GCM: PayloadCipher's metadata layout.
+                    suite == .aes256CbcHmacSha256_128
+                        ? try state.section.cipher.open(inPlace: block, headerLength: header.headerLength,
+                                                        payloadLength: header.payloadLength)
+                        : try box.cipher.openMetadataPayload(
+                            inPlace: block, headerLength: header.headerLength, payloadLength: header.payloadLength)
                 }
             } catch {
                 return
