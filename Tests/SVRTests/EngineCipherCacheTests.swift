@@ -111,9 +111,7 @@ import Testing
             var toml = "[[service-policy]]\nname = \"gcm\"\nencryption = \"aes-gcm\"\n"
                 + "[[service-policy]]\nname = \"cbc\"\nencryption = \"aes-cbc-hmac\"\n"
             for (name, prefix, policy) in [("dns", "172.16.2.20/32", "gcm"), ("other", "172.16.2.21/32", "cbc")] {
-                toml += "[[service]]\nname = \"\(name)\"\nprefixes = [\"\(prefix)\"]\nprotocol = \"udp\"\n"
-                    + "tenants = [\"blue\"]\nservice-policy = \"\(policy)\"\n"
-                    + "[[service-route]]\nservice = \"\(name)\"\n\(route)\n"
+                toml += Topo.service(name, prefix: prefix, protocol: "udp", tenant: "blue", policy: policy, route: route)
             }
             return toml
         }

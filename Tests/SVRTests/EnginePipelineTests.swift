@@ -317,9 +317,7 @@ let marker: [UInt8] = Array("MARKER-0123456789-MARKER".utf8)
             return net
         }
         // dns admits only "red" at B: not allowed.
-        let notAllowed = try egress(Topo.services(route: "local = true", encryption: "aes-gcm", adaptive: false)
-            .replacingOccurrences(of: "tenants = [\"blue\"]\nservice-policy = \"pol\"\n\n[[service]]\nname = \"web\"",
-                                  with: "tenants = [\"red\"]\nservice-policy = \"pol\"\n\n[[service]]\nname = \"web\""))
+        let notAllowed = try egress(Topo.services(route: "local = true", encryption: "aes-gcm", adaptive: false, dnsTenant: "red"))
         notAllowed.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, [1]))
         #expect(notAllowed.counters("B").drops(.notAllowed) == 1)
         // B routes dns back to A (the sender): no route.

@@ -180,7 +180,8 @@ enum Topo {
         let h = try! X25519PrivateKey.generate()
     }
 
-    static func services(route: String, encryption: String, adaptive: Bool) -> String {
+    /// `dnsTenant`: the tenant allowed to use "dns" (a refusal test admits only "red").
+    static func services(route: String, encryption: String, adaptive: Bool, dnsTenant: String = "blue") -> String {
         """
         [[tenant]]
         name = "red"
@@ -190,50 +191,27 @@ enum Topo {
         encryption = "\(encryption)"
         adaptive-encryption = \(adaptive)
 
-        [[service]]
-        name = "dns"
-        prefixes = ["172.16.2.20/32"]
-        protocol = "udp"
-        ports = ["53"]
-        tenants = ["blue"]
-        service-policy = "pol"
+        """
+            + service("dns", prefix: "172.16.2.20/32", protocol: "udp", ports: "53", tenant: dnsTenant, policy: "pol", route: route)
+            + service("web", prefix: "172.16.2.30/32", protocol: "tcp", ports: "80", tenant: "blue", policy: "pol", route: route)
+            + service("ping", prefix: "172.16.2.0/24", protocol: "icmp", tenant: "blue", policy: "pol", route: route)
+            + service("secret", prefix: "172.16.9.0/24", protocol: "udp", tenant: "red", policy: "pol", route: route)
+    }
 
+    /// One `[[service]]` and its `[[service-route]]` (`route`: `peer = "B"`, `local = true`).
+    static func service(_ name: String, prefix: String, protocol proto: String, ports: String? = nil, tenant: String,
+                        policy: String, route: String) -> String {
+        """
         [[service]]
-        name = "web"
-        prefixes = ["172.16.2.30/32"]
-        protocol = "tcp"
-        ports = ["80"]
-        tenants = ["blue"]
-        service-policy = "pol"
-
-        [[service]]
-        name = "ping"
-        prefixes = ["172.16.2.0/24"]
-        protocol = "icmp"
-        tenants = ["blue"]
-        service-policy = "pol"
-
-        [[service]]
-        name = "secret"
-        prefixes = ["172.16.9.0/24"]
-        protocol = "udp"
-        tenants = ["red"]
-        service-policy = "pol"
+        name = "\(name)"
+        prefixes = ["\(prefix)"]
+        protocol = "\(proto)"
+        \(ports.map { "ports = [\"\($0)\"]" } ?? "")
+        tenants = ["\(tenant)"]
+        service-policy = "\(policy)"
 
         [[service-route]]
-        service = "dns"
-        \(route)
-
-        [[service-route]]
-        service = "web"
-        \(route)
-
-        [[service-route]]
-        service = "ping"
-        \(route)
-
-        [[service-route]]
-        service = "secret"
+        service = "\(name)"
         \(route)
 
         """
