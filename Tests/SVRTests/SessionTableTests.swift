@@ -213,14 +213,16 @@ import Testing
     @Test func expiryReleasesPortsForReuse() throws {
         let t = table { $0.udp = 10 }
         let path = t.ports.addPath(local: Kit.ip("203.0.113.1"), remote: Kit.ip("198.51.100.2"),
-                                   space: .ranges(local: 40000...40001, remote: 50000...50001))
+                                   space: .ranges(local: 40000...40000, remote: 50000...50001))
         func open(_ sport: UInt16, now: UInt64) throws(SessionRefusal) -> SessionIndex {
             let p = try t.allocatePorts(path: path, wireProtocol: 17)
             let lease = PortLease(path: path, wireProtocol: 17, localPort: p.local)
             return try t.insert(ingress(Kit.tuple("10.1.1.10", sport, "172.16.2.20", 53, 17), local: p.local, remote: p.remote, lease: lease), now: now)
         }
+        // One local port, two remote ports: two sessions share local port 40000.
         let a = try open(1, now: 0)
-        _ = try open(2, now: 5 * Self.s)
+        let b = try open(2, now: 5 * Self.s)
+        #expect(t.info(b)?.waypointOutbound?.sourcePort == 40000 && t.info(b)?.waypointOutbound?.destinationPort == 50001)
         #expect(throws: SessionRefusal.portsExhausted) { try open(3, now: 5 * Self.s) }
         #expect(t.counters.refusedPortsExhausted == 1)
         var reported: [SessionInfo] = []
@@ -229,11 +231,38 @@ import Testing
         #expect(t.ports.inUse(path: path, wireProtocol: 17) == 1)
         let c = try open(3, now: 10 * Self.s)
         #expect(t.info(c)?.portLease == PortLease(path: path, wireProtocol: 17, localPort: 40000))
-        #expect(t.info(c)?.waypointOutbound?.sourcePort == 40000)
+        #expect(t.info(c)?.waypointOutbound?.sourcePort == 40000 && t.info(c)?.waypointOutbound?.destinationPort == 50000)
         // Explicit removal releases too.
         #expect(t.remove(c)?.end == .removed)
         #expect(t.remove(c) == nil)
         #expect(t.ports.inUse(path: path, wireProtocol: 17) == 1 && t.counters.removed == 1)
+    }
+
+    @Test func aLocalPortCarriesManySessionsAndTuplesInUseAreSkipped() throws {
+        let t = table(max: 64)
+        let path = t.ports.addPath(local: Kit.ip("203.0.113.1"), remote: Kit.ip("198.51.100.2"),
+                                   space: .ranges(local: 40000...40003, remote: 50000...50009))
+        // A session the peer opened toward us holds 198.51.100.2:50001 → 203.0.113.1:40001: our
+        // walk would pick that pair second, and must skip it.
+        var up = NewSession(role: .egress, tenant: corp, service: web, original: Kit.tuple("10.9.9.9", 1, "10.1.1.1", 2, 17))
+        up.wanFromUpstream = Kit.tuple("198.51.100.2", 50001, "203.0.113.1", 40001, 17)
+        _ = try t.insert(up, now: 0)
+        var seen = Set<String>()
+        for n in 0..<39 {
+            let p = try t.allocatePorts(path: path, wireProtocol: 17)
+            #expect(!(p.local == 40001 && p.remote == 50001), "the peer's tuple was handed out")
+            let lease = PortLease(path: path, wireProtocol: 17, localPort: p.local)
+            let i = try t.insert(ingress(Kit.tuple("10.1.1.10", UInt16(1000 + n), "172.16.2.20", 53, 17), local: p.local,
+                                         remote: p.remote, lease: lease), now: 0)
+            // Each session is found by its own full waypoint tuple.
+            let back = Kit.tuple("198.51.100.2", p.remote, "203.0.113.1", p.local, 17)
+            #expect(t.lookup(wan(back)) == SessionHit(index: i, role: .wanFromDownstream))
+            seen.insert("\(p.local)-\(p.remote)")
+        }
+        #expect(seen.count == 39)
+        #expect(t.ports.inUse(path: path, wireProtocol: 17) == 39)
+        // 4 × 10 pairs, one held by the peer, 39 by us: nothing left.
+        #expect(throws: SessionRefusal.portsExhausted) { try t.allocatePorts(path: path, wireProtocol: 17) }
     }
 
     /// Random inserts and removals against a dictionary: exercises backward-shift deletion.

@@ -135,6 +135,13 @@ public enum SessionRefusal: Error, Sendable, Equatable {
     case portsExhausted
     /// The path was never registered with `ports.addPath`.
     case unknownPath
+    /// The session's source address has `SessionLimits.maxPerSource` sessions.
+    case sourceLimit
+    /// The session's source address opened `SessionLimits.newPerSecondPerSource` sessions
+    /// within the last second.
+    case sourceRateLimit
+    /// The session's tenant has `SessionLimits.maxPerTenant` sessions.
+    case tenantLimit
 }
 
 /// Why a session ended.
@@ -150,6 +157,10 @@ public struct SessionCounters: Sendable, Equatable {
     /// A key or the UUID already belonged to another session.
     public var refusedDuplicateKey: UInt64 = 0
     public var refusedPortsExhausted: UInt64 = 0
+    /// Refused by `SessionLimits` (per source: concurrent, rate; per tenant).
+    public var refusedSourceLimit: UInt64 = 0
+    public var refusedSourceRate: UInt64 = 0
+    public var refusedTenantLimit: UInt64 = 0
     public var expired: UInt64 = 0
     public var removed: UInt64 = 0
     public init() {}
@@ -159,6 +170,9 @@ public struct SessionCounters: Sendable, Equatable {
         refusedTableFull &+= o.refusedTableFull
         refusedDuplicateKey &+= o.refusedDuplicateKey
         refusedPortsExhausted &+= o.refusedPortsExhausted
+        refusedSourceLimit &+= o.refusedSourceLimit
+        refusedSourceRate &+= o.refusedSourceRate
+        refusedTenantLimit &+= o.refusedTenantLimit
         expired &+= o.expired
         removed &+= o.removed
     }
@@ -213,9 +227,12 @@ public struct SessionTableConfiguration: Sendable {
     /// Commit all the table's memory when it is made (about 310 B × `maxSessions`) instead of
     /// as sessions first use it, so the packet path never takes a page fault.
     public var prefault: Bool
+    /// Sessions per source address and per tenant (checked by `insert`).
+    public var limits: SessionLimits
     public init(maxSessions: Int, timeouts: SessionTimeouts = SessionTimeouts(), portShard: Int = 0, of portShards: Int = 1,
-                prefault: Bool = false) {
+                prefault: Bool = false, limits: SessionLimits = .none) {
         self.maxSessions = maxSessions
+        self.limits = limits
         self.timeouts = timeouts
         self.portShard = portShard
         self.portShards = portShards
@@ -256,6 +273,7 @@ public final class SessionTable {
     private let timeoutNanos: FixedArray<UInt64>
     private let seed: (UInt64, UInt64, UInt64)
     private var random = SessionRandom()
+    private var limiter: SessionLimiter
 
     public init(_ configuration: SessionTableConfiguration) {
         assert(MemoryLayout<SessionRow>.stride == 256, "SessionRow should be four cache lines")
@@ -272,6 +290,7 @@ public final class SessionTable {
         timeouts = configuration.timeouts
         ports = WaypointPorts(shard: configuration.portShard, of: configuration.portShards)
         seed = (random.next(), random.next(), random.next())
+        limiter = SessionLimiter(configuration.limits, capacity: capacity, seed: (random.next(), random.next()))
         for s in SessionState.allCases { timeoutNanos[Int(s.rawValue)] = UInt64(timeouts.timeout(for: s)) * Self.nanosPerSecond }
     }
 
@@ -282,6 +301,7 @@ public final class SessionTable {
         uuidIndex.free()
         wheel.free()
         timeoutNanos.free()
+        limiter.free()
     }
 
     // MARK: Per packet
@@ -400,10 +420,19 @@ public final class SessionTable {
 
     // MARK: First packet
 
-    /// Allocates waypoint ports for a new session on `path`, counting exhaustion.
+    /// Allocates waypoint ports for a new session on `path`, counting exhaustion: a (local,
+    /// remote) pair whose waypoint tuple (peer → us, `wireProtocol`) no live session holds,
+    /// so a local port carries many sessions with different remote ports. Allocation-free.
     public func allocatePorts(path: PeerPathID, wireProtocol: UInt8) throws(SessionRefusal) -> WaypointPortPair {
-        do {
-            return try ports.allocate(path: path, wireProtocol: wireProtocol)
+        guard let (local, remote) = ports.addresses(path) else { throw .unknownPath }
+        do throws(WaypointPortRefusal) {
+            let template = SessionKey(FiveTuple(source: remote, destination: local, sourcePort: 0, destinationPort: 0,
+                                                proto: wireProtocol), side: .wan)
+            return try ports.allocate(path: path, wireProtocol: wireProtocol) { pair in
+                var k = template
+                k.packed |= UInt64(pair.remote) << 48 | UInt64(pair.local) << 32
+                return find(k, k.hash(seed)) == nil
+            }
         } catch .exhausted {
             counters.refusedPortsExhausted &+= 1
             throw .portsExhausted
@@ -454,8 +483,18 @@ public final class SessionTable {
                 if find(Self.pick(keys, r), Self.pick(hashes, r)) != nil { throw .duplicateKey(SessionKeyRole(rawValue: UInt8(r))!) }
             }
             if s.uuid != nil, findUUID(uuid) != nil { throw .duplicateUUID }
+            // Last: the limits count the session when they admit it.
+            if let why = limiter.admit(tenant: s.tenant.rawValue, high: keys.0.sourceHigh, low: keys.0.sourceLow, now: now) {
+                throw why
+            }
         } catch {
-            if case .tableFull = error { counters.refusedTableFull &+= 1 } else { counters.refusedDuplicateKey &+= 1 }
+            switch error {
+            case .tableFull: counters.refusedTableFull &+= 1
+            case .sourceLimit: counters.refusedSourceLimit &+= 1
+            case .sourceRateLimit: counters.refusedSourceRate &+= 1
+            case .tenantLimit: counters.refusedTenantLimit &+= 1
+            default: counters.refusedDuplicateKey &+= 1
+            }
             if let l = s.portLease { ports.release(path: l.path, wireProtocol: l.wireProtocol, localPort: l.localPort) }
             throw error
         }
@@ -566,12 +605,29 @@ public final class SessionTable {
         }
     }
 
+    /// The limits in force (from the configuration).
+    public var limits: SessionLimits { limiter.limits }
+
+    /// Live sessions counted against the per-source limits for `source` under `tenant` (0
+    /// when per-source limits are off).
+    public func sessions(tenant: TenantID, source: IPAddress) -> Int {
+        let (h, l) = SessionKey.words(source)
+        return limiter.sessions(tenant: tenant.rawValue, high: h, low: l)
+    }
+
+    /// Live sessions counted against the tenant limit (0 when it is off).
+    public func sessions(tenant: TenantID) -> Int { limiter.sessions(tenant: tenant.rawValue) }
+
+    /// Sources with at least one live session (0 when per-source limits are off).
+    public var limitedSources: Int { limiter.sourceCount }
+
     /// Number of index slots in use and their total (for diagnostics and tests).
     public var indexLoad: (used: Int, slots: Int) { (keyIndex.used, keyIndex.count) }
 
     /// Bytes the table maps for its capacity (committed as sessions are created).
     public var reservedBytes: Int {
         capacity * (MemoryLayout<SessionRow>.stride + 4) + (keyIndex.count + uuidIndex.count) * 8 + Self.wheelSize * 4
+            + limiter.reservedBytes
     }
 
     // MARK: Internals
@@ -628,6 +684,7 @@ public final class SessionTable {
         uuidIndex.remove(uuidHash(SessionUUID(high: rows[i].uuidHigh, low: rows[i].uuidLow)), UInt32(i + 1))
         unlink(i)
         releaseLease(i)
+        limiter.release(tenant: rows[i].tenant, high: rows[i].key0.sourceHigh, low: rows[i].key0.sourceLow)
         rows[i].flags = 0
         freeRows[freeCount] = UInt32(i)
         freeCount += 1

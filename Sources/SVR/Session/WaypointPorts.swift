@@ -4,13 +4,26 @@
 // tuple. Default: an even port for its own side from 16384...65534 and an odd port for the
 // peer from 16385...65533, so two peers opening sessions toward each other can never pick the
 // same 4-tuple ("glare"). With a configured port range the parity rule is not used and ports
-// come round robin from the range instead.
+// come round robin from the ranges instead.
 //
-// The local port is what makes a waypoint tuple unique, so it is tracked: one bitmap per
-// (path, wire protocol) with a rotating cursor (allocation scans forward from the cursor
-// for a clear bit, 64 ports per word; freeing clears the bit). The remote port is only spread
-// round robin: with a unique local port every tuple on the path is unique whatever the remote
-// port is. Exhaustion of local ports refuses the session with a counted reason.
+// A session is identified on the wire by the whole waypoint tuple (both addresses, both
+// ports, protocol), so what must be unique on a path is the PAIR (local port, remote port),
+// not the local port: 24,576 local × 24,575 remote ports = 603,955,200 concurrent sessions
+// per path and wire protocol in the default space, not 24,576. The allocator walks the pair
+// space with one cursor k in 0..<L×R (L local ports of this shard, R remote ports):
+//   local = L-th port a = k mod L,  remote = port (a + k / L) mod R.
+// For a fixed round k / L this is L different local ports with consecutive remote ports, and
+// over all k every pair exactly once (for each local port, k / L runs over all R remote
+// ports), so a tuple comes back only after L×R allocations. Consecutive sessions still get
+// different local ports (as before: spread over the shards' ports, easy to follow in a
+// capture), and a local port is reused with other remote ports once every local port has one.
+//
+// The pairs in use are not kept here: the session table's index already knows every waypoint
+// tuple of every live session (ours, and the ones a peer opened toward us), so the caller
+// passes `isFree`, a lookup of the tuple; a pair still in use (a session older than a whole
+// turn of the cursor, or a peer's session on the same tuple when ranges drop the parity rule)
+// is skipped, up to `maxProbes` candidates. Only the number of sessions per path is counted;
+// it is also the capacity check (L×R).
 //
 // One `WaypointPorts` belongs to one data-plane thread. Threads that share a peer path split
 // the local ports: with `shard: k, of: n`, a thread only hands out the k-th of every n local
@@ -43,7 +56,8 @@ public struct WaypointPortPair: Sendable, Equatable {
 
 /// Why no ports were handed out.
 public enum WaypointPortRefusal: Error, Sendable, Equatable {
-    /// Every local port of the path is in use for this wire protocol.
+    /// No free (local, remote) pair on the path for this wire protocol among the candidates
+    /// tried.
     case exhausted
     /// The path is not known.
     case unknownPath
@@ -51,7 +65,10 @@ public enum WaypointPortRefusal: Error, Sendable, Equatable {
 
 /// Waypoint port allocators for all peer paths of one thread.
 public struct WaypointPorts: Sendable {
-    /// One wire protocol on one path.
+    /// Candidates tried per allocation before the path counts as exhausted.
+    public static let maxProbes = 16
+
+    /// One wire protocol on one path: a cursor over the (local, remote) pair space.
     struct Allocator: Sendable {
         /// First local port and distance between local ports (2 for even/odd, 1 for ranges).
         let localBase: Int
@@ -60,14 +77,16 @@ public struct WaypointPorts: Sendable {
         let remoteBase: Int
         let remoteStep: Int
         let remoteCount: Int
-        /// Local ports this shard may hand out.
-        let capacity: Int
         let shard: Int
         let shards: Int
-        var used: [UInt64]
+        /// Local ports this shard may hand out (every `shards`-th, from index `shard`).
+        let localMine: Int
+        /// Pairs this shard may hand out: `localMine` × `remoteCount`.
+        let capacity: Int
+        /// Sessions holding a pair of this allocator.
         var inUse = 0
+        /// Next pair index k in 0..<capacity.
         var cursor = 0
-        var remoteCursor = 0
 
         init(_ space: WaypointPortSpace, shard: Int, of shards: Int) {
             switch space {
@@ -78,53 +97,41 @@ public struct WaypointPorts: Sendable {
                 (localBase, localStep, localCount) = (Int(l.lowerBound), 1, l.count)
                 (remoteBase, remoteStep, remoteCount) = (Int(r.lowerBound), 1, r.count)
             }
-            used = [UInt64](repeating: 0, count: (localCount + 63) / 64)
-            // Bits past the end and other shards' ports are permanently "used", so the scan
-            // never returns them.
-            if localCount % 64 != 0 { used[used.count - 1] = ~UInt64(0) << UInt64(localCount % 64) }
-            var mine = localCount
-            if shards > 1 {
-                mine = 0
-                for i in 0..<localCount {
-                    if i % shards == shard { mine += 1 } else { used[i >> 6] |= UInt64(1) << UInt64(i & 63) }
-                }
-            }
-            capacity = mine
             self.shard = shard
             self.shards = shards
+            localMine = localCount > shard ? (localCount - shard + shards - 1) / shards : 0
+            capacity = localMine * remoteCount
         }
 
-        mutating func allocate() -> WaypointPortPair? {
+        /// The pair with index `k` (see the file header).
+        @inline(__always)
+        func pair(_ k: Int) -> WaypointPortPair {
+            let a = k % localMine
+            let b = k / localMine
+            let local = localBase + (shard + a * shards) * localStep
+            let remote = remoteBase + ((a + b) % remoteCount) * remoteStep
+            return WaypointPortPair(local: UInt16(truncatingIfNeeded: local), remote: UInt16(truncatingIfNeeded: remote))
+        }
+
+        mutating func allocate(_ isFree: (WaypointPortPair) -> Bool) -> WaypointPortPair? {
             guard inUse < capacity else { return nil }
-            var w = cursor >> 6
-            // Ignore bits below the cursor in its word on the first visit, so allocation keeps
-            // rotating instead of reusing the port just freed.
-            var word = used[w] | ((UInt64(1) << UInt64(cursor & 63)) &- 1)
-            // A clear bit exists (inUse < capacity); at worst the scan wraps around to the
-            // cursor's word, this time unmasked.
-            while word == ~UInt64(0) {
-                w = w + 1 == used.count ? 0 : w + 1
-                word = used[w]
+            for _ in 0..<WaypointPorts.maxProbes {
+                let p = pair(cursor)
+                cursor = cursor + 1 == capacity ? 0 : cursor + 1
+                if isFree(p) {
+                    inUse += 1
+                    return p
+                }
             }
-            let bit = (~word).trailingZeroBitCount
-            let i = w << 6 | bit
-            used[w] |= UInt64(1) << UInt64(bit)
-            inUse += 1
-            cursor = i + 1 == localCount ? 0 : i + 1
-            let remote = remoteBase + remoteCursor * remoteStep
-            remoteCursor = remoteCursor + 1 == remoteCount ? 0 : remoteCursor + 1
-            return WaypointPortPair(local: UInt16(localBase + i * localStep), remote: UInt16(remote))
+            return nil
         }
 
-        /// Frees a local port; false if it was not allocated.
+        /// Gives back a pair's share of `inUse`; false if the local port is not one of this
+        /// shard's or nothing is in use (a bug in the caller).
         mutating func release(_ local: UInt16) -> Bool {
             let off = Int(local) - localBase
-            guard off >= 0, off % localStep == 0, off / localStep < localCount else { return false }
-            let i = off / localStep
-            guard i % shards == shard else { return false }
-            let m = UInt64(1) << UInt64(i & 63)
-            guard used[i >> 6] & m != 0 else { return false }
-            used[i >> 6] &= ~m
+            guard off >= 0, off % localStep == 0, off / localStep < localCount, (off / localStep) % shards == shard,
+                  inUse > 0 else { return false }
             inUse -= 1
             return true
         }
@@ -133,6 +140,7 @@ public struct WaypointPorts: Sendable {
     /// Allocators: index = path * 2 + (TCP ? 0 : 1).
     private var allocators: [Allocator] = []
     private var paths: [PathKey: PeerPathID] = [:]
+    private var pathAddresses: [(local: IPAddress, remote: IPAddress)] = []
 
     struct PathKey: Hashable, Sendable {
         var local: IPAddress
@@ -160,7 +168,20 @@ public struct WaypointPorts: Sendable {
         allocators.append(Allocator(space, shard: shard, of: shards))
         allocators.append(Allocator(space, shard: shard, of: shards))
         paths[key] = id
+        pathAddresses.append((local, remote))
         return id
+    }
+
+    /// The waypoint addresses of a registered path.
+    public func addresses(_ path: PeerPathID) -> (local: IPAddress, remote: IPAddress)? {
+        let i = Int(path.rawValue)
+        return i < pathAddresses.count ? pathAddresses[i] : nil
+    }
+
+    /// Pairs a path can hand out for one wire protocol (this shard's share).
+    public func capacity(path: PeerPathID, wireProtocol: UInt8) -> Int {
+        let s = Self.slot(path, wireProtocol)
+        return s < allocators.count ? allocators[s].capacity : 0
     }
 
     /// The registered path between two waypoints.
@@ -172,18 +193,23 @@ public struct WaypointPorts: Sendable {
         Int(path.rawValue) * 2 + (wireProtocol == IPProtocolNumber.tcp ? 0 : 1)
     }
 
-    /// Allocates a (local, remote) port pair for a new session on `path`.
-    public mutating func allocate(path: PeerPathID, wireProtocol: UInt8) throws(WaypointPortRefusal) -> WaypointPortPair {
+    /// Allocates a (local, remote) port pair for a new session on `path`: the next pair of
+    /// the path's cursor that `isFree` accepts (the caller looks the waypoint tuple up; by
+    /// default every pair is taken as free, which is right only while fewer than a whole
+    /// turn of the pair space was handed out).
+    public mutating func allocate(path: PeerPathID, wireProtocol: UInt8,
+                                  isFree: (WaypointPortPair) -> Bool = { _ in true }) throws(WaypointPortRefusal) -> WaypointPortPair {
         let s = Self.slot(path, wireProtocol)
         guard s < allocators.count else { throw .unknownPath }
-        guard let pair = allocators[s].allocate() else {
+        guard let pair = allocators[s].allocate(isFree) else {
             exhaustedCount &+= 1
             throw .exhausted
         }
         return pair
     }
 
-    /// Frees the local port of a session; false if it was not allocated (a bug in the caller).
+    /// Gives back the pair of an ended session (only its local port is needed: the count per
+    /// path goes down); false if the port is not this shard's or nothing is in use.
     @discardableResult
     public mutating func release(path: PeerPathID, wireProtocol: UInt8, localPort: UInt16) -> Bool {
         let s = Self.slot(path, wireProtocol)
@@ -191,7 +217,7 @@ public struct WaypointPorts: Sendable {
         return allocators[s].release(localPort)
     }
 
-    /// Local ports in use on a path for a wire protocol.
+    /// Sessions holding a port pair on a path for a wire protocol.
     public func inUse(path: PeerPathID, wireProtocol: UInt8) -> Int {
         let s = Self.slot(path, wireProtocol)
         return s < allocators.count ? allocators[s].inUse : 0
