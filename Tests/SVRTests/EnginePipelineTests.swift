@@ -450,14 +450,19 @@ let marker: [UInt8] = Array("MARKER-0123456789-MARKER".utf8)
         try net.add("B", Topo.router("B", key: k.b, address: Topo.b, tenantPrefixes: "")
             + Topo.peer("A", key: k.a, address: Topo.a, transport: "native")
             + Topo.services(route: "local = true", encryption: "aes-gcm", adaptive: false), waypoint: Topo.b)
-        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 1, Topo.dns, 53, [1])) == .toWAN(interface: 0))
-        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 2, Topo.dns, 53, [1])) == .toWAN(interface: 0))
-        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 3, Topo.dns, 53, [1])) == .drop(.portsExhausted))
-        for w in net.wire {
+        // 2 local × 10 remote ports: 20 concurrent sessions (a session is the port pair).
+        for p in UInt16(1)...20 {
+            #expect(net.sendLAN("A", Pkt.udp(Topo.client, p, Topo.dns, 53, [1])) == .toWAN(interface: 0))
+        }
+        #expect(net.sendLAN("A", Pkt.udp(Topo.client, 21, Topo.dns, 53, [1])) == .drop(.portsExhausted))
+        var pairs = Set<UInt32>()
+        for w in net.wire where w.from == "A" {
             let sp = UInt16(w.bytes[20]) << 8 | UInt16(w.bytes[21]), dp = UInt16(w.bytes[22]) << 8 | UInt16(w.bytes[23])
             #expect((20000...20001).contains(sp) && (30000...30009).contains(dp))
+            pairs.insert(UInt32(sp) << 16 | UInt32(dp))
         }
-        #expect(net.lan["B"]?.count == 2)
+        #expect(pairs.count == 20)
+        #expect(net.lan["B"]?.count == 20)
         // The forward metadata block: cookie, version 1, header length 20 (TLV 16 = 1), then
         // the sealed payload-TLV section.
         let body = net.wire[0].body

@@ -89,10 +89,10 @@ final class Net {
 
     var configs: [String: String] = [:]
 
-    func add(_ name: String, _ toml: String, waypoint: String) throws {
+    func add(_ name: String, _ toml: String, waypoint: String, maxSessions: Int = 4096) throws {
         configs[name] = toml
         let config = try Config.parse(text: toml, fileName: "\(name).toml")
-        routers[name] = try SVRRouter(config: config, maxSessions: 4096, cipherCacheSize: 64)
+        routers[name] = try SVRRouter(config: config, maxSessions: maxSessions, cipherCacheSize: 64)
         owner[IPv4Address(waypoint)!.value] = name
     }
 

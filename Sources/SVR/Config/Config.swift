@@ -360,8 +360,24 @@ extension Config {
     public struct Limits: Sendable, Equatable {
         /// Most sessions held at once; first packets beyond it are dropped and counted.
         public let maxSessions: Int
+        /// Most sessions of one source address (under its tenant) at once; 0 = no limit.
+        public let maxSessionsPerSource: Int
+        /// Most new sessions per second of one source address (bursts of as many); 0 = no limit.
+        public let maxNewSessionsPerSecondPerSource: Int
+        /// Most sessions of one tenant at once; 0 = no limit (only `maxSessions`).
+        public let maxSessionsPerTenant: Int
 
-        public init(maxSessions: Int = 1_000_000) { self.maxSessions = maxSessions }
+        public static let defaultMaxSessionsPerSource = 50_000
+        public static let defaultMaxNewSessionsPerSecondPerSource = 5_000
+
+        public init(maxSessions: Int = 1_000_000, maxSessionsPerSource: Int = Self.defaultMaxSessionsPerSource,
+                    maxNewSessionsPerSecondPerSource: Int = Self.defaultMaxNewSessionsPerSecondPerSource,
+                    maxSessionsPerTenant: Int = 0) {
+            self.maxSessions = maxSessions
+            self.maxSessionsPerSource = maxSessionsPerSource
+            self.maxNewSessionsPerSecondPerSource = maxNewSessionsPerSecondPerSource
+            self.maxSessionsPerTenant = maxSessionsPerTenant
+        }
     }
 
     /// `[control]`: the local control socket `svrctl` talks to.

@@ -550,8 +550,15 @@ struct ConfigBuilder {
     }
 
     func buildLimits() -> Config.Limits {
-        guard let t = root.table("limits", allowed: ["max-sessions"]) else { return Config.Limits() }
-        return Config.Limits(maxSessions: t.int("max-sessions", range: 1...100_000_000) ?? Config.Limits().maxSessions)
+        let keys = ["max-sessions", "max-sessions-per-source", "max-new-sessions-per-second-per-source", "max-sessions-per-tenant"]
+        guard let t = root.table("limits", allowed: keys) else { return Config.Limits() }
+        let d = Config.Limits()
+        return Config.Limits(
+            maxSessions: t.int("max-sessions", range: 1...100_000_000) ?? d.maxSessions,
+            maxSessionsPerSource: t.int("max-sessions-per-source", range: 0...100_000_000) ?? d.maxSessionsPerSource,
+            maxNewSessionsPerSecondPerSource: t.int("max-new-sessions-per-second-per-source", range: 0...100_000_000)
+                ?? d.maxNewSessionsPerSecondPerSource,
+            maxSessionsPerTenant: t.int("max-sessions-per-tenant", range: 0...100_000_000) ?? d.maxSessionsPerTenant)
     }
 
     func buildControl() -> Config.Control {

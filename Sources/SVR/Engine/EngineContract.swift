@@ -29,6 +29,8 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case noTenant, noService, notAllowed, noRoute
     // resources
     case sessionLimit, portsExhausted, noHeadroom
+    // resources: `[limits]` per source address and per tenant
+    case sourceSessionLimit, sourceRateLimit, tenantSessionLimit
     // bad input on the LAN side
     case malformedPacket, unsupportedProtocol, fragment
     // bad input on the WAN side
@@ -44,6 +46,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .sessionLimit: "session-limit"
         case .portsExhausted: "ports-exhausted"
         case .noHeadroom: "no-headroom"
+        case .sourceSessionLimit: "source-session-limit"
+        case .sourceRateLimit: "source-rate-limit"
+        case .tenantSessionLimit: "tenant-session-limit"
         case .malformedPacket: "malformed-packet"
         case .unsupportedProtocol: "unsupported-protocol"
         case .fragment: "fragment"

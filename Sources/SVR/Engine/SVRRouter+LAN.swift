@@ -58,10 +58,7 @@ extension SVRRouter {
         ns.tcpFlags = tcpFlags
         let index: SessionIndex
         do { index = try table.insert(ns, now: now.monotonicNanos) } catch {
-            switch error {
-            case .portsExhausted: return .drop(.portsExhausted)
-            default: return .drop(.sessionLimit)
-            }
+            return .drop(error.limitDropReason ?? (error == .portsExhausted ? .portsExhausted : .sessionLimit))
         }
         let i = Int(index.rawValue)
         var e = SessionExtra()
@@ -167,5 +164,17 @@ extension SVRRouter {
     func carry(_ packet: PacketBuffer) -> IPv4Carry {
         let b = packet.slot + packet.offset
         return IPv4Carry(tos: ld8(b, 1), identification: ld16(b, 4), dontFragment: ld16(b, 6) & 0x4000 != 0, ttl: ld8(b, 8))
+    }
+}
+
+extension SessionRefusal {
+    /// The drop reason of a session refused by `[limits]` per source or per tenant.
+    var limitDropReason: DropReason? {
+        switch self {
+        case .sourceLimit: .sourceSessionLimit
+        case .sourceRateLimit: .sourceRateLimit
+        case .tenantLimit: .tenantSessionLimit
+        default: nil
+        }
     }
 }

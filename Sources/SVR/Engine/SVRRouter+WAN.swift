@@ -321,6 +321,7 @@ extension SVRRouter {
         }
         let index: SessionIndex
         do { index = try table.insert(ns, now: now.monotonicNanos) } catch {
+            if let why = error.limitDropReason { return .failure(why) }
             switch error {
             case .portsExhausted: return .failure(.portsExhausted)
             case .duplicateUUID, .duplicateKey: return .failure(.noSession)

@@ -191,7 +191,11 @@ public final class SVRRouter: PacketEngine {
         timeouts.icmp = t.icmp.wholeSeconds
         timeouts.other = t.udp.wholeSeconds
         let capacity = max(1, maxSessions ?? config.limits.maxSessions)
-        table = SessionTable(SessionTableConfiguration(maxSessions: capacity, timeouts: timeouts, prefault: prefault))
+        let l = config.limits
+        table = SessionTable(SessionTableConfiguration(
+            maxSessions: capacity, timeouts: timeouts, prefault: prefault,
+            limits: SessionLimits(maxPerSource: l.maxSessionsPerSource, newPerSecondPerSource: l.maxNewSessionsPerSecondPerSource,
+                                  maxPerTenant: l.maxSessionsPerTenant)))
 
         // Peers: keys, crypto, first reachable path.
         let priv: X25519PrivateKey
