@@ -141,6 +141,27 @@ final class E2ELab {
     }
 
     func configPath(_ i: Int) -> String { "\(work)/\(routerNames[i]).toml" }
+
+    /// Rewrites router `i`'s config with `extra` TOML appended (e.g. a `[limits]` table);
+    /// it applies from the next `startDaemon(i)`.
+    func reconfigure(_ i: Int, extra: String) throws {
+        try writeFile(configPath(i), config(i) + "\n" + extra + "\n")
+        let check = shell("\(svrdBinary) check --config \(configPath(i))")
+        guard check.status == 0 else { throw TestSupportError("svrd check \(configPath(i)):\n\(check.output)") }
+    }
+
+    /// The MAC address of `device` in `ns`.
+    func mac(_ ns: TestNamespace, _ device: String) throws -> String {
+        try run("ip -n \(ns.name) -br link show \(device) | awk '{print $3}'").trimmed
+    }
+
+    /// `svrd show stats --json` of router `i`, one number out of it: `path` is a Python
+    /// expression over the document `d`, e.g. `d["sessions"]["active"]`; nil when unreadable.
+    func stat(_ i: Int, _ path: String) -> Int? {
+        let r = shell("\(svrdBinary) show stats --json --socket \(socketPath(i)) | \(python3) -c 'import json,sys; d=json.load(sys.stdin); print(int(\(path)))'")
+        guard r.status == 0 else { return nil }
+        return Int(r.output.trimmed)
+    }
     func socketPath(_ i: Int) -> String { "/run/svrd-e2e/\(routers[i].name).sock" }
 
     /// The TOML of router `i` in the chain.

@@ -201,7 +201,7 @@ struct E2ETests {
 
     /// Tears the lab down and checks that nothing is left: svrd removed its TUN, nftables
     /// table and socket on SIGTERM, and the namespaces are gone.
-    private func expectClean(_ lab: E2ELab) {
+    func expectClean(_ lab: E2ELab) {
         let names = ([lab.client, lab.wan, lab.server] + lab.routers).map(\.name)
         let left = lab.close()
         #expect(left.isEmpty, "left behind after SIGTERM: \(left)")

@@ -71,7 +71,7 @@ import Testing
         let table = HostState.nftTable(config: config, tun: "svr7")
         #expect(table.name == "svrd" && table.family == .inet)
         #expect(table.chains.map(\.name) == ["wan_prerouting", "wan_output", "lan_prerouting", "lan_output",
-                                             "mss_forward", "mss_output", "nat_postrouting"])
+                                             "mss_forward", "mss_output", "nat_postrouting", "wan_silence"])
         // One port set per interface: its own range (or the default) and 1280.
         #expect(table.sets.map(\.name) == ["peer_waypoints", "waypoint_ports_0", "waypoint_ports_1"])
         #expect(!table.sets[0].elements.isEmpty && table.sets[0].keyType == .ipv4Address)
@@ -94,6 +94,14 @@ import Testing
         #expect(nat.count == 1)
         #expect(nat[0].statements == [.snat(NftAddress(10, 80, 0, 1))])
         #expect(nat[0].matches.contains(.destinationAddress(.prefix(NftPrefix("10.80.0.0/24")!))))
+        // Strangers: after conntrack, what is not a connection of the host's is dropped.
+        let silence = table.chains[7]
+        #expect(silence.hook?.priority == -190 && silence.hook?.hook == .prerouting)
+        #expect(silence.rules.count == 4)
+        #expect(silence.rules[1].matches == [.destinationAddress(.address(NftAddress(203, 0, 113, 10))),
+                                             .destinationPort(.tcp, .set("waypoint_ports_0")),
+                                             .not(.ctState([.established, .related]))])
+        #expect(silence.rules.allSatisfy { $0.statements == [.counter, .drop] })
     }
 
     @Test func noNATChainWithoutSourceNAT() throws {

@@ -280,6 +280,7 @@ final class HostState {
         var sets: [NftSet] = []
         var wanIn: [NftRule] = []
         var wanOut: [NftRule] = []
+        var silence: [NftRule] = []
         // Only traffic from (to) configured peer waypoints is taken away from the host: the
         // waypoint port range overlaps the host's ephemeral ports, and the host's own
         // connections from the same address must keep working (docs/architecture.md).
@@ -302,6 +303,13 @@ final class HostState {
                 wanOut.append(NftRule(tag: "wan-out \(i.name)", [.sourceAddress(.address(a)), .destinationAddress(.set("peer_waypoints")),
                                                                       .sourcePort(proto, .set(set))],
                                       then: [.notrack]))
+                // Anyone else (a stranger, a scanner): whatever conntrack does not know as
+                // a connection of the host's own is dropped, so the host answers nothing with
+                // an RST or an ICMP port unreachable, and the host's own connections from
+                // ephemeral ports inside the range (replies: established) keep working.
+                silence.append(NftRule(tag: "silence \(i.name)", [.destinationAddress(.address(a)), .destinationPort(proto, .set(set)),
+                                                                    .not(.ctState([.established, .related]))],
+                                       then: [.counter, .drop]))
             }
         }
         let mss = UInt16(clamping: config.router.mtu - 40)
@@ -342,6 +350,8 @@ final class HostState {
         if !nat.isEmpty {
             chains.append(NftChain(name: "nat_postrouting", type: .nat, hook: .postrouting, priority: 100, rules: nat))
         }
+        // After conntrack (-200), before the host's TCP/UDP input (docs/operations.md).
+        chains.append(NftChain(name: "wan_silence", type: .filter, hook: .prerouting, priority: -190, rules: silence))
         return NftTable(name: HostObjects.nftTable, family: .inet, chains: chains, sets: sets)
     }
 
