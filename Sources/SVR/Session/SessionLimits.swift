@@ -62,12 +62,12 @@ struct SessionLimiter {
     /// Sources with at least one live session.
     private(set) var sourceCount = 0
 
-    init(_ limits: SessionLimits, capacity: Int, seed: (UInt64, UInt64)) {
+    init(_ limits: SessionLimits, capacity: Int, seed: (UInt64, UInt64), populate: Bool) {
         self.limits = limits
-        tenants = FixedArray(zeroed: limits.maxPerTenant > 0 ? Int(UInt16.max) + 1 : 1)
+        tenants = FixedArray(zeroed: limits.maxPerTenant > 0 ? Int(UInt16.max) + 1 : 1, populate: populate)
         var n = 16
         if limits.perSource { while n < capacity * 2 { n <<= 1 } }
-        sources = FixedArray(zeroed: n)
+        sources = FixedArray(zeroed: n, populate: populate)
         mask = n - 1
         self.seed = seed
         let rate = UInt64(max(1, limits.newPerSecondPerSource))

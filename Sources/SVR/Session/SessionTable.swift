@@ -290,7 +290,8 @@ public final class SessionTable {
         timeouts = configuration.timeouts
         ports = WaypointPorts(shard: configuration.portShard, of: configuration.portShards)
         seed = (random.next(), random.next(), random.next())
-        limiter = SessionLimiter(configuration.limits, capacity: capacity, seed: (random.next(), random.next()))
+        limiter = SessionLimiter(configuration.limits, capacity: capacity, seed: (random.next(), random.next()),
+                                 populate: configuration.prefault)
         for s in SessionState.allCases { timeoutNanos[Int(s.rawValue)] = UInt64(timeouts.timeout(for: s)) * Self.nanosPerSecond }
     }
 
