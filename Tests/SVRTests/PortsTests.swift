@@ -1,5 +1,6 @@
-import SVR
 import Testing
+
+@testable import SVR
 
 @Suite struct PortsTests {
     typealias Kit = SessionTestKit
@@ -68,6 +69,23 @@ import Testing
         #expect(ports.exhaustedCount == 1)
         #expect(try ports.allocate(path: path, wireProtocol: tcp).local == 1029 + UInt16(WaypointPorts.maxProbes))
         #expect(ports.inUse(path: path, wireProtocol: tcp) == 3)
+    }
+
+    @Test func evenOddChecksPairsOnlyOnceTheCursorWentRound() {
+        var a = WaypointPorts.Allocator(.evenOdd, shard: 0, of: 1)
+        var asked = 0
+        // First turn: no pair of ours can be in use and a peer's sit on the other parity.
+        _ = a.allocate { _ in asked += 1; return true }
+        #expect(asked == 0)
+        a.cursor = a.capacity - 1
+        let last = a.allocate { _ in asked += 1; return false }
+        #expect(last == WaypointPortPair(local: 65534, remote: 16385 + UInt16((24575 + 24574) % 24575) * 2) && asked == 0)
+        // Second turn: every candidate is looked up.
+        #expect(a.allocate { _ in asked += 1; return false } == nil)
+        #expect(asked == WaypointPorts.maxProbes)
+        // With port ranges, always.
+        var r = WaypointPorts.Allocator(.ranges(local: 100...199, remote: 300...399), shard: 0, of: 1)
+        #expect(r.allocate { _ in false } == nil)
     }
 
     @Test func allocationRotatesInsteadOfReusingAtOnce() throws {

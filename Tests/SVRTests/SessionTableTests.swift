@@ -265,6 +265,123 @@ import Testing
         #expect(throws: SessionRefusal.portsExhausted) { try t.allocatePorts(path: path, wireProtocol: 17) }
     }
 
+    // MARK: Limits
+
+    func limited(_ limits: SessionLimits, max: Int = 256) -> SessionTable {
+        var t = SessionTimeouts()
+        t.udp = 10
+        return SessionTable(SessionTableConfiguration(maxSessions: max, timeouts: t, limits: limits))
+    }
+
+    /// An ingress UDP session of `source`:`port` (unique waypoint tuple per call).
+    func flow(_ source: String, _ port: UInt16, tenant: TenantID? = nil) -> NewSession {
+        var n = ingress(Kit.tuple(source, port, "172.16.2.20", 53, 17), local: port, remote: 30001)
+        n.wanFromDownstream = Kit.tuple("198.51.100.2", 30001, "203.0.113.1", port, 17)
+        n.wanFromDownstream!.source = Kit.ip("198.51.\(Int(port) / 256 % 256).\(Int(port) % 256)")
+        if let tenant { n.tenant = tenant }
+        return n
+    }
+
+    @Test func perSourceLimitRefusesCountsAndIsReleasedByExpiryAndRemoval() throws {
+        let t = limited(SessionLimits(maxPerSource: 3))
+        let a = try t.insert(flow("10.1.1.10", 1), now: 0)
+        _ = try t.insert(flow("10.1.1.10", 2), now: 0)
+        _ = try t.insert(flow("10.1.1.10", 3), now: 5 * Self.s)
+        #expect(throws: SessionRefusal.sourceLimit) { try t.insert(flow("10.1.1.10", 4), now: 5 * Self.s) }
+        // Another source, and the same address under another tenant, are counted apart.
+        _ = try t.insert(flow("10.1.1.11", 5), now: 5 * Self.s)
+        _ = try t.insert(flow("10.1.1.10", 6, tenant: TenantID(rawValue: 9)), now: 5 * Self.s)
+        #expect(t.counters.refusedSourceLimit == 1 && t.count == 5)
+        #expect(t.sessions(tenant: corp, source: Kit.ip("10.1.1.10")) == 3)
+        #expect(t.limitedSources == 3)
+        // A refusal for another reason does not count against the source.
+        #expect(throws: SessionRefusal.duplicateKey(.lanOriginal)) { try t.insert(flow("10.1.1.11", 5), now: 5 * Self.s) }
+        #expect(t.sessions(tenant: corp, source: Kit.ip("10.1.1.11")) == 1)
+        // Removal gives one back ...
+        t.remove(a)
+        _ = try t.insert(flow("10.1.1.10", 4), now: 5 * Self.s)
+        #expect(throws: SessionRefusal.sourceLimit) { try t.insert(flow("10.1.1.10", 7), now: 5 * Self.s) }
+        // ... and so does expiry (UDP 10 s): everything idle since 5 s is gone at 15 s.
+        #expect(t.expire(now: 16 * Self.s, budget: 10_000) == 5)
+        #expect(t.sessions(tenant: corp, source: Kit.ip("10.1.1.10")) == 0 && t.limitedSources == 0)
+        for p in UInt16(10)..<13 { _ = try t.insert(flow("10.1.1.10", p), now: 16 * Self.s) }
+        #expect(t.counters.refusedSourceLimit == 2)
+    }
+
+    @Test func perSourceRateIsABurstThenTheRate() throws {
+        let t = limited(SessionLimits(newPerSecondPerSource: 10))
+        for p in UInt16(1)...10 { _ = try t.insert(flow("10.1.1.10", p), now: 0) }
+        #expect(throws: SessionRefusal.sourceRateLimit) { try t.insert(flow("10.1.1.10", 11), now: 0) }
+        _ = try t.insert(flow("10.1.1.12", 11), now: 0)
+        // 100 ms buys one more session.
+        #expect(throws: SessionRefusal.sourceRateLimit) { try t.insert(flow("10.1.1.10", 12), now: Self.s / 20) }
+        _ = try t.insert(flow("10.1.1.10", 13), now: Self.s / 10)
+        #expect(throws: SessionRefusal.sourceRateLimit) { try t.insert(flow("10.1.1.10", 14), now: Self.s / 10) }
+        // After a second's pause, a full burst again.
+        for p in UInt16(20)..<30 { _ = try t.insert(flow("10.1.1.10", p), now: 2 * Self.s) }
+        #expect(t.counters.refusedSourceRate == 3)
+    }
+
+    @Test func perTenantLimit() throws {
+        let t = limited(SessionLimits(maxPerTenant: 2))
+        let a = try t.insert(flow("10.1.1.10", 1), now: 0)
+        _ = try t.insert(flow("10.1.1.11", 2), now: 0)
+        #expect(throws: SessionRefusal.tenantLimit) { try t.insert(flow("10.1.1.12", 3), now: 0) }
+        _ = try t.insert(flow("10.1.1.12", 4, tenant: TenantID(rawValue: 2)), now: 0)
+        #expect(t.sessions(tenant: corp) == 2 && t.counters.refusedTenantLimit == 1)
+        t.remove(a)
+        _ = try t.insert(flow("10.1.1.12", 3), now: 0)
+        #expect(t.sessions(tenant: corp) == 2)
+    }
+
+    @Test func refusedByALimitReleasesThePortLease() throws {
+        let t = limited(SessionLimits(maxPerSource: 1))
+        let path = t.ports.addPath(local: Kit.ip("203.0.113.1"), remote: Kit.ip("198.51.100.2"))
+        for port in UInt16(1)...2 {
+            let p = try t.allocatePorts(path: path, wireProtocol: 17)
+            var n = ingress(Kit.tuple("10.1.1.10", port, "172.16.2.20", 53, 17), local: p.local, remote: p.remote,
+                            lease: PortLease(path: path, wireProtocol: 17, localPort: p.local))
+            n.tcpFlags = []
+            if port == 1 { _ = try t.insert(n, now: 0) } else {
+                #expect(throws: SessionRefusal.sourceLimit) { try t.insert(n, now: 0) }
+            }
+        }
+        #expect(t.ports.inUse(path: path, wireProtocol: 17) == 1)
+    }
+
+    /// Many sources coming and going against a dictionary: exercises the source hash's
+    /// backward-shift deletion (a small table, so clusters are long).
+    @Test func sourceCountersAgreeWithDictionaryUnderChurn() throws {
+        let t = limited(SessionLimits(maxPerSource: 4), max: 512)
+        var rng = Kit.Seeded(7)
+        var live: [(SessionIndex, String)] = []
+        var model: [String: Int] = [:]
+        var port: UInt16 = 1
+        for step in 0..<20_000 {
+            if live.count < 480 && (rng.next() % 2 == 0 || live.isEmpty) {
+                let src = "10.2.\(rng.next() % 4).\(rng.next() % 64)"
+                port = port == 65535 ? 1 : port + 1
+                do {
+                    let i = try t.insert(flow(src, port), now: 0)
+                    live.append((i, src))
+                    model[src, default: 0] += 1
+                    #expect(model[src]! <= 4)
+                } catch {
+                    #expect(error == .sourceLimit && model[src] == 4)
+                }
+            } else {
+                let (i, src) = live.remove(at: Int(rng.next() % UInt64(live.count)))
+                t.remove(i)
+                model[src]! -= 1
+                if model[src] == 0 { model[src] = nil }
+            }
+            if step % 499 == 0 {
+                for (src, n) in model { #expect(t.sessions(tenant: corp, source: Kit.ip(src)) == n) }
+                #expect(t.limitedSources == model.count)
+            }
+        }
+    }
+
     /// Random inserts and removals against a dictionary: exercises backward-shift deletion.
     @Test func churnAgreesWithDictionary() throws {
         let t = table(max: 4096)

@@ -33,6 +33,8 @@ extension SVRRouter {
         let base = packet.slot + packet.offset
         if proto == IPProtocolNumber.icmp && ld8(base, layout.l4Offset) != 8 { return .drop(.unsupportedProtocol) }
         prefetchNewSession()
+        table.prefetchLimits(source: SessionKey(v4Source: ld32(base, 12), v4Destination: 0, sourcePort: 0, destinationPort: 0,
+                                                proto: 0, side: .lan))
         let tenant: TenantID, service: ServiceID
         switch classifier.classify(layout.tuple, interface: lanInterface, routes: lanRoutes, counters: &classifierCounters) {
         case .allowed(let t, let s): tenant = t; service = s

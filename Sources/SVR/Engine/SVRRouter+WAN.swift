@@ -251,6 +251,10 @@ extension SVRRouter {
     func createFromMetadata(_ d: DecodedMetadata, base: UnsafeMutableRawPointer, bodyStart: Int, bodyLen: Int, wireProto: UInt8,
                             tcpHeaderLength: Int, upstream: FiveTuple, peer pi: Int, interface: Int, now: EngineTime) -> CreateResult {
         guard let ctx = d.forwardContext, ctx.source.isIPv4, ctx.destination.isIPv4 else { return .failure(.badMetadata) }
+        if case .v4(let a) = ctx.source {
+            table.prefetchLimits(source: SessionKey(v4Source: a.value, v4Destination: 0, sourcePort: 0, destinationPort: 0, proto: 0,
+                                                    side: .wan))
+        }
         let block = UnsafeRawBufferPointer(start: base + bodyStart, count: bodyLen)
         guard let ts = d.tenant, let t = tenantNames.firstIndex(where: { ts.equals($0, in: block) }) else { return .failure(.noTenant) }
         guard let ss = d.service, let s = services.firstIndex(where: { ss.equals($0.name, in: block) }) else { return .failure(.noService) }

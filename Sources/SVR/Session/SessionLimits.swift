@@ -89,11 +89,7 @@ struct SessionLimiter {
     mutating func admit(tenant: UInt16, high: UInt64, low: UInt64, now: UInt64) -> SessionRefusal? {
         if limits.maxPerTenant > 0 && Int(tenants[Int(tenant)]) >= limits.maxPerTenant { return .tenantLimit }
         if limits.perSource {
-            var i = home(tenant, high, low)
-            while sources[i].sessions != 0 {
-                if sources[i].addressLow == low && sources[i].addressHigh == high && sources[i].tenant == tenant { break }
-                i = (i + 1) & mask
-            }
+            let i = slot(tenant, high, low)
             let fresh = sources[i].sessions == 0
             if !fresh && limits.maxPerSource > 0 && Int(sources[i].sessions) >= limits.maxPerSource { return .sourceLimit }
             var next = fresh ? now : max(sources[i].nextAllowed, now)
@@ -117,12 +113,8 @@ struct SessionLimiter {
     mutating func release(tenant: UInt16, high: UInt64, low: UInt64) {
         if limits.maxPerTenant > 0 && tenants[Int(tenant)] > 0 { tenants[Int(tenant)] -= 1 }
         guard limits.perSource else { return }
-        var i = home(tenant, high, low)
-        while true {
-            guard sources[i].sessions != 0 else { return }  // not counted (a bug in the caller)
-            if sources[i].addressLow == low && sources[i].addressHigh == high && sources[i].tenant == tenant { break }
-            i = (i + 1) & mask
-        }
+        let i = slot(tenant, high, low)
+        guard sources[i].sessions != 0 else { return }  // not counted (a bug in the caller)
         sources[i].sessions -= 1
         guard sources[i].sessions == 0 else { return }
         sourceCount -= 1
@@ -133,7 +125,7 @@ struct SessionLimiter {
         while true {
             j = (j + 1) & mask
             guard sources[j].sessions != 0 else { break }
-            let h = home(sources[j].tenant, sources[j].addressHigh, sources[j].addressLow)
+            let h = home(sources[j].addressHigh, sources[j].addressLow)
             if (hole - h) & mask < (j - h) & mask {
                 sources[hole] = sources[j]
                 hole = j
@@ -144,23 +136,34 @@ struct SessionLimiter {
 
     /// Live sessions counted for a source (tests, diagnostics).
     func sessions(tenant: UInt16, high: UInt64, low: UInt64) -> Int {
-        guard limits.perSource else { return 0 }
-        var i = home(tenant, high, low)
-        while sources[i].sessions != 0 {
-            if sources[i].addressLow == low && sources[i].addressHigh == high && sources[i].tenant == tenant {
-                return Int(sources[i].sessions)
-            }
-            i = (i + 1) & mask
-        }
-        return 0
+        limits.perSource ? Int(sources[slot(tenant, high, low)].sessions) : 0
     }
 
     /// Live sessions counted for a tenant (0 when the tenant limit is off).
     func sessions(tenant: UInt16) -> Int { limits.maxPerTenant > 0 ? Int(tenants[Int(tenant)]) : 0 }
 
+    /// Starts loading the home slot of a source (a first packet's `admit` follows soon).
     @inline(__always)
-    private func home(_ tenant: UInt16, _ high: UInt64, _ low: UInt64) -> Int {
-        let m = (high ^ seed.0 ^ UInt64(tenant) << 48).multipliedFullWidth(by: (low ^ seed.1) | 1)
+    func prefetch(high: UInt64, low: UInt64) {
+        if limits.perSource { sources.prefetch(home(high, low)) }
+    }
+
+    /// The slot of the source's entry, or the empty slot where it would go.
+    @inline(__always)
+    private func slot(_ tenant: UInt16, _ high: UInt64, _ low: UInt64) -> Int {
+        var i = home(high, low)
+        while sources[i].sessions != 0 {
+            if sources[i].addressLow == low && sources[i].addressHigh == high && sources[i].tenant == tenant { return i }
+            i = (i + 1) & mask
+        }
+        return i
+    }
+
+    @inline(__always)
+    /// Home slot by address alone (the tenant is compared in the entry), so it can be
+    /// prefetched before the packet is classified.
+    private func home(_ high: UInt64, _ low: UInt64) -> Int {
+        let m = (high ^ seed.0).multipliedFullWidth(by: (low ^ seed.1) | 1)
         let h = (m.high ^ m.low).multipliedFullWidth(by: 0x9E37_79B9_7F4A_7C15)
         return Int(truncatingIfNeeded: h.high ^ h.low) & mask
     }

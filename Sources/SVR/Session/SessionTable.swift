@@ -442,6 +442,11 @@ public final class SessionTable {
         }
     }
 
+    /// Starts loading the per-source limit counters of a new session's original source (call
+    /// it as early as the source is known; `insert` reads them).
+    @inline(__always)
+    public func prefetchLimits(source: SessionKey) { limiter.prefetch(high: source.sourceHigh, low: source.sourceLow) }
+
     /// The row the next `insert` will take (nil when the table is full), its lines already
     /// asked for: a caller about to create a session calls this early, and prefetches its own
     /// state for that row too.

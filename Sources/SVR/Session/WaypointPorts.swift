@@ -22,8 +22,10 @@
 // tuple of every live session (ours, and the ones a peer opened toward us), so the caller
 // passes `isFree`, a lookup of the tuple; a pair still in use (a session older than a whole
 // turn of the cursor, or a peer's session on the same tuple when ranges drop the parity rule)
-// is skipped, up to `maxProbes` candidates. Only the number of sessions per path is counted;
-// it is also the capacity check (L×R).
+// is skipped, up to `maxProbes` candidates. In the even/odd space the first turn of the
+// cursor needs no lookup (no pair of ours can be in use yet, and a peer's sessions toward us
+// sit on the other parity), so the lookups start after 603,955,200 sessions on a path. Only
+// the number of sessions per path is counted; it is also the capacity check (L×R).
 //
 // One `WaypointPorts` belongs to one data-plane thread. Threads that share a peer path split
 // the local ports: with `shard: k, of: n`, a thread only hands out the k-th of every n local
@@ -87,6 +89,11 @@ public struct WaypointPorts: Sendable {
         var inUse = 0
         /// Next pair index k in 0..<capacity.
         var cursor = 0
+        /// Whether every candidate is checked with `isFree`: always with port ranges (a peer's
+        /// sessions toward us may use the same pairs), with even/odd only once the cursor has
+        /// gone round (before that, no pair of ours can be in use, and a peer's sessions sit on
+        /// the other parity).
+        var check: Bool
 
         init(_ space: WaypointPortSpace, shard: Int, of shards: Int) {
             switch space {
@@ -97,6 +104,7 @@ public struct WaypointPorts: Sendable {
                 (localBase, localStep, localCount) = (Int(l.lowerBound), 1, l.count)
                 (remoteBase, remoteStep, remoteCount) = (Int(r.lowerBound), 1, r.count)
             }
+            if case .ranges = space { check = true } else { check = false }
             self.shard = shard
             self.shards = shards
             localMine = localCount > shard ? (localCount - shard + shards - 1) / shards : 0
@@ -117,8 +125,13 @@ public struct WaypointPorts: Sendable {
             guard inUse < capacity else { return nil }
             for _ in 0..<WaypointPorts.maxProbes {
                 let p = pair(cursor)
-                cursor = cursor + 1 == capacity ? 0 : cursor + 1
-                if isFree(p) {
+                let checked = check
+                cursor += 1
+                if cursor == capacity {
+                    cursor = 0
+                    check = true
+                }
+                if !checked || isFree(p) {
                     inUse += 1
                     return p
                 }
