@@ -93,12 +93,13 @@ extension E2ETests {
             try lab.reconfigure(i, extra: unlimited)
         }
         try lab.start()
-        let run2 = lab.client.sh("\(python3) \(Self.udpFlowsScript) \(Addr.client) \(Addr.server) 9999 \(flows) 9 3")
+        let run2 = lab.client.sh("\(python3) \(Self.udpFlowsScript) \(Addr.client) \(Addr.server) 9999 \(flows) 15 3")
         print("e2e starvation (unlimited): \(run2.output.trimmed)")
         let activeA = lab.stat(0, #"d["sessions"]["active"]"#) ?? -1
         let activeB = lab.stat(1, #"d["sessions"]["active"]"#) ?? -1
         let exhausted = lab.drops(0, "ports-exhausted") ?? -1
-        print("e2e starvation (unlimited): \(activeA) sessions at A, \(activeB) at B, ports-exhausted \(exhausted)")
+        let tunRead = lab.stat(0, #"d["io"]["tun-read"]"#) ?? -1
+        print("e2e starvation (unlimited): \(activeA) sessions at A, \(activeB) at B, ports-exhausted \(exhausted), A read \(tunRead) packets from its TUN")
         if activeA <= 24_576 || activeB <= 24_576 {
             print("e2e starvation: router A\n\(lab.show(0, "stats").output)\nrouter B\n\(lab.show(1, "stats").output)")
         }
