@@ -74,7 +74,8 @@ final class E2ELab {
 
     /// Builds the namespaces and links (daemons are started by `start()`).
     init(routers count: Int = 2, transport: Transport = .native) throws {
-        precondition(count >= 2)
+        // One digit of router index in the namespace names (the reaper below relies on it).
+        precondition(count >= 2 && count <= 10)
         _ = staleLabsReaped
         self.transport = transport
         var made: [TestNamespace] = []
@@ -429,11 +430,13 @@ final class E2ELab {
 
 /// Removes what an aborted earlier run (test process killed, so no `defer` ran) left: the
 /// namespaces `svre{c,w,s,rN}<pid>x<n>` of a process that no longer exists, the processes
-/// inside them, their work directories and sockets. Runs once per test process.
+/// inside them, their work directories and sockets. Runs once per test process. N is one
+/// digit: with `r[0-9]+` the router index swallowed the PID's leading digits, the "PID" left
+/// (e.g. 9) did not exist, and a test process starting reaped the live labs of another.
 let staleLabsReaped: Bool = {
     let script = #"""
-        for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^svre(c|w|s|r[0-9]+)[0-9]+x[0-9]+$'); do
-          pid=$(echo "$ns" | sed -E 's/^svre(c|w|s|r[0-9]+)([0-9]+)x[0-9]+$/\2/')
+        for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^svre(c|w|s|r[0-9])[0-9]+x[0-9]+$'); do
+          pid=$(echo "$ns" | sed -E 's/^svre(c|w|s|r[0-9])([0-9]+)x[0-9]+$/\2/')
           [ -d /proc/$pid ] && continue
           for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL $p 2>/dev/null; done
           ip netns del "$ns" 2>/dev/null
