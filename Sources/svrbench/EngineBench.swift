@@ -107,7 +107,7 @@ enum EngineBench {
     // MARK: New sessions
 
     static func newSessions(encryption: String, count: Int) {
-        let batch = 20_000  // below the 24,576 local ports of one peer path
+        let batch = 20_000  // sessions per batch (the table holds one batch)
         let slot = UnsafeMutableRawPointer.allocate(byteCount: slotSize, alignment: 64)
         let packets = UnsafeMutableRawPointer.allocate(byteCount: batch * 92, alignment: 64)
         defer { slot.deallocate(); packets.deallocate() }

@@ -13,8 +13,10 @@
 //     server's replies), so the replies are routed back into svr0 — never out a WAN in
 //     the clear — whatever the main table says about the client's address;
 //   - the nftables table `inet svrd` (replaced as a whole, atomically): WAN isolation
-//     (docs/wan-io.md), the ct/packet marks above, TCP MSS clamping on svr0, and source NAT
-//     for local service routes with `source-nat`.
+//     (docs/wan-io.md), silence toward strangers on the waypoint ports (what conntrack does
+//     not know as the host's own connection is dropped, docs/operations.md), the ct/packet
+//     marks above, TCP MSS clamping on svr0, and source NAT for local service routes with
+//     `source-nat`.
 //
 // At start, leftovers of an earlier svrd (killed with SIGKILL) are removed first: routes of
 // protocol 83 in the main table, every route of table 21330, rules pointing to table 21330
