@@ -69,6 +69,19 @@ import Testing
         #expect(config.limits.maxSessionsPerTenant == 0)
     }
 
+    @Test func limitKeysParseAndRangesAreChecked() throws {
+        let base = Topo.router("A", key: Topo.Keys().a, address: Topo.a, tenantPrefixes: "\"10.1.0.0/16\"")
+        let c = try Config.parse(text: base + "\n[limits]\nmax-sessions-per-source = 0\nmax-new-sessions-per-second-per-source = 7\n"
+                                 + "max-sessions-per-tenant = 9\n", fileName: "a.toml")
+        #expect(c.limits.maxSessionsPerSource == 0 && c.limits.maxNewSessionsPerSecondPerSource == 7 && c.limits.maxSessionsPerTenant == 9)
+        do {
+            _ = try Config.parse(text: base + "\n[limits]\nmax-sessions-per-source = -1\n", fileName: "a.toml")
+            Issue.record("a negative limit was accepted")
+        } catch {
+            #expect("\(error.errors)".contains("max-sessions-per-source"), "\(error.errors)")
+        }
+    }
+
     @Test func morePeerSessionsThanLocalWaypointPorts() throws {
         // 30,000 concurrent UDP sessions from one host to one peer: more than the 24,576 even
         // local ports, so local ports carry several sessions (with different remote ports).

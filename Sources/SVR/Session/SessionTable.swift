@@ -28,6 +28,10 @@
 //   transit  wanFromUpstream and wanFromDownstream
 // The role of the key that matched tells the caller the direction of the packet.
 //
+// Limits: `insert` also checks `SessionLimits` (sessions per source address and tenant, new
+// sessions per second per source; SessionLimits.swift) and every end of a session gives its
+// count back, in the same place that releases its waypoint ports.
+//
 // Thread safety: none. A table belongs to one thread (it may be `sending` to it).
 
 import Glibc
