@@ -104,14 +104,13 @@ final class RecentTagFilter {
         windows.deallocate()
     }
 
-    /// Records `tag` (nonzero) seen in HMAC window `window`; false if it was recorded in
-    /// this window or the previous one.
+    /// Records `tag` seen in HMAC window `window` (> 0); false if it was recorded in this
+    /// window or the previous one.
     @inline(__always)
     func accept(tag: UInt64, window: UInt64) -> Bool {
-        let t = tag | 1
-        let i = Int(truncatingIfNeeded: (t &* 0x9E37_79B9_7F4A_7C15) >> 52) & (Self.entries - 1)
-        if tags[i] == t && windows[i] &+ 1 >= window { return false }
-        tags[i] = t
+        let i = Int(truncatingIfNeeded: (tag &* 0x9E37_79B9_7F4A_7C15) >> 52) & (Self.entries - 1)
+        if windows[i] != 0 && tags[i] == tag && windows[i] &+ 1 >= window { return false }
+        tags[i] = tag
         windows[i] = window
         return true
     }
