@@ -71,6 +71,42 @@ func reflected(_ w: WirePacket) -> [UInt8] {
         #expect(steps.map { w.accept(counter: $0.0) } == steps.map(\.1))
     }
 
+    /// A CBC sender that draws IVs at random (not svrd: no sequence in the IV) falls back to
+    /// the bounded record of recent IVs: its packet is delivered once, its replay dropped.
+    @Test func randomIVSenderFallsBackToTheRecentIVRecord() throws {
+        let net = try Topo.twoRouters(encryption: "aes-cbc-hmac")
+        net.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, [1]))
+        net.sendLAN("B", Pkt.udp(Topo.dns, 53, Topo.client, 40000, [2]))  // handshake done
+        net.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, [3]))
+        let a = net.routers["A"]!
+        let template = try #require(net.wire.last).bytes
+        #expect(!WirePacket(from: "A", bytes: template).hasMetadata)
+        // Re-seal a payload with the session's keys and a random IV, as another SVR router would.
+        let index = try #require((0..<a.table.capacity).first { a.extras[$0].generation != 0 })
+        let keys = withUnsafeBytes(of: a.extras[index]) { Array($0[SessionExtra.keyOffset..<SessionExtra.keyOffset + 64]) }
+        var cipher = try PayloadCipher(suite: .aes256CbcHmacSha256_128, subkeys: keys)
+        let plain = marker
+        var body = plain + [UInt8](repeating: 0, count: 48 + 16)
+        let sealed = try body.withUnsafeMutableBytes { try cipher.seal(inPlace: $0, plaintextLength: plain.count) }
+        _ = try body.withUnsafeMutableBytes { try a.peers[0].auth.appendTrailer($0, length: sealed, unixSeconds: net.now.unixSeconds) }
+        body = Array(body[0..<sealed + 16])
+        var p = Array(template[0..<28]) + body
+        p[2] = UInt8(p.count >> 8); p[3] = UInt8(p.count & 0xff)
+        p[24] = UInt8((p.count - 20) >> 8); p[25] = UInt8((p.count - 20) & 0xff)
+        #expect(net.injectWAN(p) == .toLAN)
+        #expect(net.lan["B"]?.last.map { Net.find(marker, in: $0) } == true)
+        #expect(net.injectWAN(p) == .drop(.replay))
+        net.advance(seconds: 2)  // next HMAC window: still inside the trailer's acceptance
+        #expect(net.injectWAN(p) == .drop(.replay))
+    }
+
+    /// Per-session memory (docs/crypto.md): one 16-byte window and the 16-byte sending
+    /// sequence; the engine's per-session extra stays at two cache lines.
+    @Test func perSessionStateSize() {
+        #expect(MemoryLayout<ReplayWindow>.size == 16)
+        #expect(MemoryLayout<SessionExtra>.stride == 128)
+    }
+
     /// A sender that re-creates its session state under the same key (new prefix) continues
     /// above its old counters: its new packets pass, the old ones stay replays.
     @Test func recreatedSenderContinuesAboveTheWindow() throws {
