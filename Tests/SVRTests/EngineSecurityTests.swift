@@ -49,6 +49,18 @@ func reflected(_ w: WirePacket) -> [UInt8] {
         #expect(net.counters("B").drops(.replay) == 70)
     }
 
+    /// A transit router does not open payloads: a replay sent to it is relayed (under its
+    /// own fresh trailer) and dropped by the router that opens it.
+    @Test(arguments: ["aes-cbc-hmac", "aes-gcm", "none"])
+    func replayThroughATransitIsDroppedAtTheEgress(encryption: String) throws {
+        let net = try Topo.chain(encryption: encryption)
+        for n in 0..<3 { net.sendLAN("A", Pkt.udp(Topo.client, 40000, Topo.dns, 53, [UInt8(n)])) }
+        #expect(net.lan["B"]?.count == 3)
+        for w in net.wire where w.from == "A" { net.injectWAN(w.bytes) }
+        #expect(net.lan["B"]?.count == 3)
+        #expect(net.counters("B").drops(.replay) == 3)
+    }
+
     /// The hole of a window that restarts on a new nonce prefix: after a reflected reply
     /// (another prefix) reached the egress, older forward packets were accepted again.
     @Test func oldPrefixAfterAReflectionIsDropped() throws {
