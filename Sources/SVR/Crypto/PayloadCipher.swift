@@ -217,9 +217,11 @@ public struct PayloadCipher: ~Copyable {
                 throw .authenticationFailed
             }
             if decodeSequence {
-                try CBCEngine.decodeIV(e.decrypt, chain: e.decChain, iv: iv, scratch: e.scratch, into: &sequence)
+                try CBCEngine.decryptSequenced(e.decrypt, chain: e.decChain, base, padded: padded, scratch: e.scratch,
+                                               into: &sequence)
+            } else {
+                try CBCEngine.decrypt(e.decrypt, chain: e.decChain, base, padded: padded, iv: iv)
             }
-            try CBCEngine.decrypt(e.decrypt, chain: e.decChain, base, padded: padded, iv: iv)
             guard let plain = CBCEngine.unpad(base, padded: padded) else { throw .malformedInput(length: len) }
             return plain
         case .gcm(let e):
@@ -468,25 +470,32 @@ struct CBCEngine: ~Copyable {
         chain.copyMemory(from: base + padded - 16, byteCount: 16)
     }
 
-    /// Recovers the plaintext block of a sequenced IV: decrypts the IV (copied to `scratch`)
-    /// on the chained context, so the chain becomes the IV and the payload that follows
-    /// decrypts with it as `decrypt` expects.
+    /// `decrypt` that also recovers the plaintext block of a sequenced IV, in the same
+    /// `EVP_CipherUpdate`: the IV (at `base + padded`, right after the ciphertext) is
+    /// decrypted as one more block, which gives AES⁻¹(IV) ⊕ last ciphertext block; the IV
+    /// bytes are put back afterwards and the chain continues from the IV (the last block fed).
     @inline(__always)
-    static func decodeIV(_ ctx: borrowing CipherContext, chain: UnsafeMutableRawPointer, iv: UnsafeRawPointer,
-                         scratch: UnsafeMutableRawPointer, into sequence: inout PayloadSequence) throws(CryptoError) {
+    static func decryptSequenced(_ ctx: borrowing CipherContext, chain: UnsafeMutableRawPointer, _ base: UnsafeMutableRawPointer,
+                                 padded: Int, scratch: UnsafeMutableRawPointer, into sequence: inout PayloadSequence) throws(CryptoError) {
+        let iv = base + padded
+        var last: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &last) { $0.baseAddress!.copyMemory(from: iv - 16, byteCount: 16) }
         scratch.copyMemory(from: iv, byteCount: 16)
         do throws(CryptoError) {
-            _ = try ctx.update(scratch, count: 16, op: .decrypt)
+            _ = try ctx.update(base, count: padded + 16, op: .decrypt)
         } catch {
+            iv.copyMemory(from: scratch, byteCount: 16)
             resynchronise(ctx, chain: chain)
             throw error
         }
-        xor16(scratch, chain, zeroBlock)
-        chain.copyMemory(from: iv, byteCount: 16)
-        let check = UInt32(bigEndian: scratch.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
-        sequence = PayloadSequence(prefix: UInt32(bigEndian: scratch.loadUnaligned(as: UInt32.self)),
-                                   counter: UInt64(bigEndian: scratch.loadUnaligned(fromByteOffset: 4, as: UInt64.self)),
+        xor16(base, chain, scratch)  // first block: CBC with this packet's IV
+        withUnsafeBytes(of: &last) { xor16(iv, $0.baseAddress!, zeroBlock) }
+        let check = UInt32(bigEndian: iv.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        sequence = PayloadSequence(prefix: UInt32(bigEndian: iv.loadUnaligned(as: UInt32.self)),
+                                   counter: UInt64(bigEndian: iv.loadUnaligned(fromByteOffset: 4, as: UInt64.self)),
                                    known: check == PayloadSequence.cbcCheck)
+        iv.copyMemory(from: scratch, byteCount: 16)
+        chain.copyMemory(from: scratch, byteCount: 16)
     }
 
     /// The inverse of `encrypt`: decrypts `padded` bytes at `base` in place (IV at `iv`),
