@@ -170,18 +170,17 @@ extension SVRRouter {
         }
     }
 
-    /// Last hop: decrypts the payload, restores `target` (ports for TCP/UDP; an ICMP header is
+    /// Last hop: opens the payload (and checks its sequence), restores `target` (ports for TCP/UDP; an ICMP header is
     /// kept as carried) and hands the packet to the LAN.
     func deliver(_ packet: inout PacketBuffer, _ i: Int, bodyStart: Int, bodyLen: Int, carriage: Carriage, hdrLen: Int,
                  target: FiveTuple, forward: Bool, now: EngineTime) -> Disposition {
         guard case .v4(let src) = target.source, case .v4(let dst) = target.destination else { return .drop(.badMetadata) }
         let base = packet.slot + packet.offset
-        var payLen = bodyLen
         let proto = carriage.originalProtocol
         // Open (or take as clear) and check the sequence (SVRRouter+Protection.swift).
         let opened = unprotectPayload(base, bodyStart: bodyStart, bodyLen: bodyLen, i, forward: forward, proto: proto, now: now)
         if let why = opened.drop { return .drop(why) }
-        payLen = opened.length
+        let payLen = opened.length
         let newStart = bodyStart - 20 - hdrLen
         guard newStart >= -packet.offset else { return .drop(.noHeadroom) }
         let np = base + newStart
