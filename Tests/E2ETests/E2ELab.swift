@@ -72,12 +72,17 @@ final class E2ELab {
     private var publicKeys: [String] = []
     private var closed = false
 
-    /// Builds the namespaces and links (daemons are started by `start()`).
-    init(routers count: Int = 2, transport: Transport = .native) throws {
+    /// Rewrites router i's TOML before it is written (nil: the standard config).
+    let configEdit: (@Sendable (Int, String) -> String)?
+
+    /// Builds the namespaces and links (daemons are started by `start()`). `configEdit`
+    /// may change each router's config (e.g. a service's policy) before it is checked.
+    init(routers count: Int = 2, transport: Transport = .native, configEdit: (@Sendable (Int, String) -> String)? = nil) throws {
         // One digit of router index in the namespace names (the reaper below relies on it).
         precondition(count >= 2 && count <= 10)
         _ = staleLabsReaped
         self.transport = transport
+        self.configEdit = configEdit
         var made: [TestNamespace] = []
         // If anything below fails, the namespaces made so far go away with their deinit.
         client = try TestNamespace("ec"); made.append(client)
@@ -135,7 +140,7 @@ final class E2ELab {
         }
         for i in routers.indices {
             let path = configPath(i)
-            try writeFile(path, config(i))
+            try writeFile(path, configEdit.map { $0(i, config(i)) } ?? config(i))
             let check = shell("\(svrdBinary) check --config \(path)")
             guard check.status == 0 else { throw TestSupportError("svrd check \(path):\n\(check.output)") }
         }
