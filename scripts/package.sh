@@ -36,9 +36,13 @@ log() { printf '== %s\n' "$*"; }
 if [[ $BUILD == 1 ]]; then
   command -v swift >/dev/null || { echo "error: swift not found (README.md: Swift 6.3)" >&2; exit 1; }
   log "release build of svrd $VERSION (commit $COMMIT), static Swift runtime"
-  swift build -c release --product svrd --static-swift-stdlib --scratch-path "$SCRATCH" \
-    -Xcc "-DSVRD_GIT_COMMIT=\"$COMMIT\"" 2>&1 | tee "$SCRATCH.log" | grep -E "error|warning:|Compiling svrd|Linking" || true
-  [[ ${PIPESTATUS[0]} -eq 0 ]] || { tail -n 30 "$SCRATCH.log" >&2; exit 1; }
+  mkdir -p "$SCRATCH"
+  if ! swift build -c release --product svrd --static-swift-stdlib --scratch-path "$SCRATCH" \
+      -Xcc "-DSVRD_GIT_COMMIT=\"$COMMIT\"" >"$SCRATCH/build.log" 2>&1; then
+    tail -n 30 "$SCRATCH/build.log" >&2
+    echo "error: the release build failed (log: $SCRATCH/build.log)" >&2
+    exit 1
+  fi
 fi
 BIN=$SCRATCH/release/svrd
 [[ -x "$BIN" ]] || { echo "error: $BIN missing (run without --no-build)" >&2; exit 1; }
