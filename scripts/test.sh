@@ -68,4 +68,13 @@ if [[ $(id -u) -eq 0 ]]; then
     echo "nothing left behind"
   fi
 fi
+
+# The Debian package: opt-in, its release build with the static Swift runtime takes several
+# minutes (over 15 on 2 busy cores) on top of the debug build the tests use.
+if [[ "${SVRD_TEST_PACKAGE:-0}" == 1 ]]; then
+  log "Debian package (scripts/test-package.sh)"
+  bash scripts/test-package.sh || status=1
+else
+  echo "(the Debian package test is opt-in: SVRD_TEST_PACKAGE=1 scripts/test.sh)"
+fi
 exit $status
