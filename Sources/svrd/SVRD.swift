@@ -8,7 +8,7 @@ struct SVRD: ParsableCommand {
         abstract: "Secure Vector Routing (SVR) router for Linux.",
         discussion: "Installed as 'svrctl' (a symlink to svrd), the binary offers only the operator commands: svrctl show sessions|peers|services|stats, svrctl ping.",
         version: BuildInfo.versionLine,
-        subcommands: [RunCommand.self, CheckCommand.self, GenKey.self, PubKey.self, ShowCommand.self, PingCommand.self])
+        subcommands: [RunCommand.self, CheckCommand.self, DoctorCommand.self, SupportBundleCommand.self, GenKey.self, PubKey.self, ShowCommand.self, PingCommand.self])
 
     /// Whether the binary was started under the name `svrctl` (argv[0]).
     static var invokedAsSvrctl: Bool {

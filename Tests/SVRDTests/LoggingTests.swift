@@ -145,35 +145,31 @@ final class NSLockLike: @unchecked Sendable {
 /// under systemd): start, ready, reload (SIGHUP), stop, and restart after a SIGKILL.
 @Suite(.serialized) struct DaemonLoggingTests {
     @Test(.enabled(if: isRoot)) func startReloadStopAndRestartEvents() throws {
-        let ns = try TestNamespace("l")
-        defer { ns.close() }
-        let dir = try ScratchDirectory()
-        defer { dir.close() }
-        try #require(ns.sh("ip link add svrw0 type veth peer name svrw0p && ip link set svrw0p up && ip addr add 10.78.0.1/24 dev svrw0 && ip link set svrw0 up").status == 0)
-        let config = try dir.write("svrd.toml", try testConfig(dir: dir.path, tun: "svrt0", wan: "svrw0"))
-        let socket = "\(dir.path)/ctl/svrd.sock"
-        let run = ["env", "JOURNAL_STREAM=8:4242", svrdBinary, "run", "--config", config]
+        try withTestRouter("l") { ns, dir, config, _ in
+            let socket = "\(dir.path)/ctl/svrd.sock"
+            let run = ["env", "JOURNAL_STREAM=8:4242", svrdBinary, "run", "--config", config]
 
-        let first = try DaemonProcess(namespace: ns.name, command: run, logFile: "\(dir.path)/log1")
-        defer { first.kill() }
-        try #require(ns.waitForControl(socket: socket, process: first), "\(first.log)")
-        first.signal(SIGHUP)
-        usleep(300_000)
-        first.kill()  // SIGKILL: the socket stays behind
-        let lines1 = first.log.split(separator: "\n")
-        #expect(lines1.contains { $0.hasPrefix("<5>level=notice event=start msg=\"svrd starting\"") }, "\(first.log)")
-        #expect(lines1.contains { $0.hasPrefix("<5>level=notice event=ready msg=\"svrd running\"") }, "\(first.log)")
-        #expect(lines1.contains { $0.hasPrefix("<4>level=warning event=reload msg=") }, "\(first.log)")
-        #expect(lines1.allSatisfy { $0.wholeMatch(of: /<[2-7]>level=[a-z]+ .*/) != nil }, "\(first.log)")
+            let first = try DaemonProcess(namespace: ns.name, command: run, logFile: "\(dir.path)/log1")
+            defer { first.kill() }
+            try #require(ns.waitForControl(socket: socket, process: first), "\(first.log)")
+            first.signal(SIGHUP)
+            usleep(300_000)
+            first.kill()  // SIGKILL: the socket stays behind
+            let lines1 = first.log.split(separator: "\n")
+            #expect(lines1.contains { $0.hasPrefix("<5>level=notice event=start msg=\"svrd starting\"") }, "\(first.log)")
+            #expect(lines1.contains { $0.hasPrefix("<5>level=notice event=ready msg=\"svrd running\"") }, "\(first.log)")
+            #expect(lines1.contains { $0.hasPrefix("<4>level=warning event=reload msg=") }, "\(first.log)")
+            #expect(lines1.allSatisfy { $0.wholeMatch(of: /<[2-7]>level=[a-z]+ .*/) != nil }, "\(first.log)")
 
-        let second = try DaemonProcess(namespace: ns.name, command: run, logFile: "\(dir.path)/log2")
-        defer { second.kill() }
-        try #require(ns.waitForControl(socket: socket, process: second), "\(second.log)")
-        second.signal(SIGTERM)
-        #expect(second.wait() == 0, "\(second.log)")
-        let lines2 = second.log.split(separator: "\n")
-        #expect(lines2.contains { $0.hasPrefix("<4>level=warning event=restart msg=\"restart after an unclean stop") }, "\(second.log)")
-        #expect(lines2.contains { $0.hasPrefix("<5>level=notice event=stop msg=stopping signal=SIGTERM") }, "\(second.log)")
-        #expect(lines2.contains { $0.hasPrefix("<5>level=notice event=stopped msg=\"svrd stopped\"") }, "\(second.log)")
+            let second = try DaemonProcess(namespace: ns.name, command: run, logFile: "\(dir.path)/log2")
+            defer { second.kill() }
+            try #require(ns.waitForControl(socket: socket, process: second), "\(second.log)")
+            second.signal(SIGTERM)
+            #expect(second.wait() == 0, "\(second.log)")
+            let lines2 = second.log.split(separator: "\n")
+            #expect(lines2.contains { $0.hasPrefix("<4>level=warning event=restart msg=\"restart after an unclean stop") }, "\(second.log)")
+            #expect(lines2.contains { $0.hasPrefix("<5>level=notice event=stop msg=stopping signal=SIGTERM") }, "\(second.log)")
+            #expect(lines2.contains { $0.hasPrefix("<5>level=notice event=stopped msg=\"svrd stopped\"") }, "\(second.log)")
+        }
     }
 }
