@@ -47,6 +47,7 @@ fi
 BIN=$SCRATCH/release/svrd
 [[ -x "$BIN" ]] || { echo "error: $BIN missing (run without --no-build)" >&2; exit 1; }
 "$BIN" --version | grep -qF "$VERSION (commit " || { echo "error: $BIN --version: $("$BIN" --version)" >&2; exit 1; }
+COMMIT=$("$BIN" --version | sed -n 's/.*(commit \(.*\))$/\1/p')   # what the binary says (also with --no-build)
 
 # ---- runtime dependencies: every DT_NEEDED library must come from a Debian package --------
 declare -A DEP_OF=(
@@ -62,8 +63,10 @@ while read -r lib; do
   [[ -n "${DEP_OF[$lib]:-}" ]] || { echo "error: svrd needs $lib, which is not a known Debian 12 library (Swift toolchain?)" >&2; exit 1; }
   deps+=("${DEP_OF[$lib]}")
 done < <(readelf -d "$BIN" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
-if readelf -d "$BIN" | grep -E '\((RUNPATH|RPATH)\)'; then
-  echo "error: $BIN has an RPATH/RUNPATH (into the toolchain?)" >&2; exit 1
+# SwiftPM links with RUNPATH $ORIGIN (the binary's own directory: /usr/bin, harmless);
+# any other search path could point into the toolchain.
+if readelf -d "$BIN" | grep -E '\((RUNPATH|RPATH)\)' | grep -vF 'Library runpath: [$ORIGIN]'; then
+  echo "error: $BIN has an RPATH/RUNPATH other than \$ORIGIN (into the toolchain?)" >&2; exit 1
 fi
 DEPENDS=$(printf '%s\n' "${deps[@]}" | sort -u | paste -sd, | sed 's/,/, /g')
 
@@ -74,7 +77,10 @@ install -D -m 0755 "$BIN" "$STAGE/usr/bin/svrd"
 strip --strip-unneeded "$STAGE/usr/bin/svrd"
 ln -s svrd "$STAGE/usr/bin/svrctl"
 install -d -m 0755 "$STAGE/lib/systemd/system"
-sed 's|/usr/local/bin/svrd|/usr/bin/svrd|g' deploy/systemd/svrd.service >"$STAGE/lib/systemd/system/svrd.service"
+# The unit of deploy/systemd without its manual-install header, running /usr/bin/svrd.
+{ echo "# svrd: Secure Vector Routing router (Debian package svrd). See /usr/share/doc/svrd/operations.md."
+  sed -e '1,/^$/d' -e 's|/usr/local/bin/svrd|/usr/bin/svrd|g' deploy/systemd/svrd.service
+} >"$STAGE/lib/systemd/system/svrd.service"
 chmod 0644 "$STAGE/lib/systemd/system/svrd.service"
 install -d -m 0700 "$STAGE/etc/svrd"
 install -d -m 0755 "$STAGE/usr/share/doc/svrd/examples"
