@@ -16,6 +16,7 @@ final class LineCapture: @unchecked Sendable {
     private let lock = NSLockLike()
     var lines: [String] { lock.locked { storage } }
     func append(_ s: String) { lock.locked { storage.append(s) } }
+    func clear() { lock.locked { storage.removeAll() } }
     func logger(_ config: Config.Log = Config.Log(), journal: String? = "8:4242", level: Logger.Level = .info) -> Logger {
         Logger(label: "svrd") { _ in SVRDLogHandler(level: level, config: config, environment: journal) { self.append($0) } }
     }
@@ -105,8 +106,9 @@ final class NSLockLike: @unchecked Sendable {
         let cap = LineCapture()
         let log = cap.logger()
         var m = EventMonitor()
-        m.update(Self.counters([.authenticationFailed: 7]), now: 0, logger: log)  // baseline: nothing
-        #expect(cap.lines.isEmpty)
+        m.update(Self.counters([.authenticationFailed: 7]), now: 0, logger: log)  // counted from 0 (svrd's start)
+        #expect(cap.lines == ["<4>level=warning event=authentication-failed msg=\"authentication failures (packets whose HMAC did not verify)\" count=7 total=7\n"])
+        cap.clear()
         m.update(Self.counters([.authenticationFailed: 19, .decryptFailed: 2, .unknownPeer: 1, .replay: 4,
                                 .notAllowed: 5, .noTenant: 1]), now: 1, logger: log)
         #expect(cap.lines == [
@@ -142,7 +144,8 @@ final class NSLockLike: @unchecked Sendable {
 }
 
 /// The daemon's own events, from `svrd run` in a namespace with JOURNAL_STREAM set (as
-/// under systemd): start, ready, reload (SIGHUP), stop, and restart after a SIGKILL.
+/// under systemd): start, ready, reload (SIGHUP), sessions refused (from the drop counters),
+/// stop, and restart after a SIGKILL.
 @Suite(.serialized) struct DaemonLoggingTests {
     @Test(.enabled(if: isRoot)) func startReloadStopAndRestartEvents() throws {
         try withTestRouter("l") { ns, dir, config, _ in
@@ -153,12 +156,22 @@ final class NSLockLike: @unchecked Sendable {
             defer { first.kill() }
             try #require(ns.waitForControl(socket: socket, process: first), "\(first.log)")
             first.signal(SIGHUP)
-            usleep(300_000)
+            // Packets from a source no tenant covers (the WAN address) into the TUN: refused
+            // in the data plane (counted, not logged there), reported by the main thread.
+            ns.sh("ping -c 3 -i 0.2 -W 1 -I 10.78.0.1 10.79.0.5")
+            var refused = false
+            for _ in 0..<50 where !refused {  // one line a second at most: until all 3 are reported
+                usleep(100_000)
+                refused = first.log.split(separator: "\n").contains { $0.contains("event=session-refused") && $0.hasSuffix(" total=3") }
+            }
+            let stats = ns.sh("\(svrdBinary) show stats --socket \(socket)")
             first.kill()  // SIGKILL: the socket stays behind
             let lines1 = first.log.split(separator: "\n")
             #expect(lines1.contains { $0.hasPrefix("<5>level=notice event=start msg=\"svrd starting\"") }, "\(first.log)")
             #expect(lines1.contains { $0.hasPrefix("<5>level=notice event=ready msg=\"svrd running\"") }, "\(first.log)")
             #expect(lines1.contains { $0.hasPrefix("<4>level=warning event=reload msg=") }, "\(first.log)")
+            let refusals = lines1.filter { $0.hasPrefix("<5>level=notice event=session-refused msg=\"sessions refused\" count=") }
+            #expect(refused && refusals.allSatisfy { $0.contains(" no-tenant=") }, "\(first.log)\n\(stats.output)")
             #expect(lines1.allSatisfy { $0.wholeMatch(of: /<[2-7]>level=[a-z]+ .*/) != nil }, "\(first.log)")
 
             let second = try DaemonProcess(namespace: ns.name, command: run, logFile: "\(dir.path)/log2")

@@ -64,10 +64,8 @@ struct EventMonitor {
 
     /// Logs what grew since the last line of each kind. `now` in seconds (monotonic).
     mutating func update(_ counters: EngineCounters, now: Double, logger: Logger) {
-        guard var last = reported else {
-            reported = counters.drops  // the first sample is the baseline
-            return
-        }
+        // The engine's counters start at zero with svrd: what the first sample holds is new too.
+        var last = reported ?? [UInt64](repeating: 0, count: counters.drops.count)
         for rule in Self.rules {
             let grown = rule.reasons.map { counters.drops($0) &- last[Int($0.rawValue)] }
             let count = grown.reduce(0, &+)
