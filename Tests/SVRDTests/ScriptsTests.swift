@@ -44,7 +44,7 @@ import Testing
         let path = try Self.fakePath(dir, withSudo: true)
         let r = Self.runAsNobody(script, path: path, env: setting)
         #expect(r.status == 0, "\(r.output)")
-        #expect(r.output.contains("sudo -- env PATH=\(path) \(setting) \(script)"), "\(r.output)")
+        #expect(r.output.contains("sudo -- env PATH=/usr/local/sbin:/usr/sbin:/sbin:\(path) \(setting) \(script)"), "\(r.output)")
     }
 
     @Test func versionNamesTheReleaseAndTheCommit() {
