@@ -15,6 +15,10 @@
 #      example config, from the installed binary,
 #   5. dpkg -r, then dpkg --purge, comparing the file list of /etc /usr /var /run /opt with
 #      the one from before the install: nothing may be left.
+#   6. the cloud-init on-ramp script of deploy/cloud-init/onramp.yaml with SVRD_DEB set to the
+#      package's path, in its own network namespace (its sysctl stays there) and with a
+#      stand-in systemctl: it installs the package, makes the key, writes a config that
+#      passes svrd check, enables forwarding and restarts svrd.
 # Must run as root. Exit 0 means every check passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,15 +31,16 @@ if [[ -z "$DEB" ]]; then
   DEB=$(ls -t dist/svrd_*.deb | head -n1)
 fi
 DEB=$(realpath "$DEB")
+YAML=$(realpath deploy/cloud-init/onramp.yaml)
 [[ -f "$DEB" ]] || { echo "error: $DEB not found" >&2; exit 1; }
 
 T=$(mktemp -d /tmp/svrpkgtest.XXXXXX)
 trap 'rmdir "$T" 2>/dev/null || true' EXIT
 
 # Everything below runs in the private mount namespace; its mounts vanish with it.
-unshare -m --propagation private bash -s "$T" "$DEB" <<'INNER'
+unshare -m --propagation private bash -s "$T" "$DEB" "$YAML" <<'INNER'
 set -euo pipefail
-T=$1; DEB=$2
+T=$1; DEB=$2; YAML=$3
 mount -t tmpfs svrpkgtest "$T"
 mkdir "$T/upper" "$T/work" "$T/root"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$T/upper,workdir=$T/work" "$T/root"
@@ -116,5 +121,28 @@ if [[ "$before" != "$after" ]]; then
   fail "the file list differs after purge"
 fi
 pass "after purge the file list is the same as before the install ($(echo "$before" | wc -l) entries)"
+
+echo "== cloud-init on-ramp script (deploy/cloud-init/onramp.yaml)"
+block() {      # the content of a write_files entry
+  awk -v p="$1" '$0 ~ "- path: "p"$" {f=1; next} f && /content: \|/ {c=1; next}
+    c && /^      / {print substr($0, 7); next} c && /^$/ {print ""; next} c {exit}' "$YAML"
+}
+block /usr/local/sbin/svrd-onramp >"$R/usr/local/sbin/svrd-onramp"
+chmod 0755 "$R/usr/local/sbin/svrd-onramp"
+block /etc/default/svrd-onramp | sed -e 's|^SVRD_DEB=.*|SVRD_DEB="/tmp/svrd.deb"|' \
+  -e 's|^WAN_DEVICE=.*|WAN_DEVICE="eth0"|' -e 's|^WAN_ADDRESS=.*|WAN_ADDRESS="10.100.0.5"|' \
+  -e "s|^SVRD_DEB_SHA256=.*|SVRD_DEB_SHA256=\"$(sha256sum "$DEB" | cut -d' ' -f1)\"|" >"$R/etc/default/svrd-onramp"
+printf '#!/bin/sh\necho "systemctl $*" >> /tmp/systemctl.calls\n' >"$R/usr/local/sbin/systemctl"
+chmod 0755 "$R/usr/local/sbin/systemctl"
+unshare -n chroot "$R" env -i PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
+  /usr/local/sbin/svrd-onramp >"$T/onramp.log" 2>&1 || { sed 's/^/    /' "$T/onramp.log" >&2; fail "svrd-onramp failed"; }
+grep -E '^svrd-onramp:|^svrd public key' "$T/onramp.log" | sed 's/^/    /'
+in_root dpkg -s svrd | grep -q '^Status: install ok installed' || fail "the script did not install svrd"
+[[ "$(in_root stat -c '%a' /etc/svrd/private.key)" == 600 ]] || fail "no private key (0600)"
+[[ "$(in_root stat -c '%a' /etc/svrd/svrd.toml)" == 600 ]] || fail "no svrd.toml (0600)"
+in_root svrd check --config /etc/svrd/svrd.toml >/dev/null || fail "the written config does not pass svrd check"
+grep -qx 'net.ipv4.ip_forward=1' "$R/etc/sysctl.d/60-svrd.conf" || fail "IP forwarding not persisted"
+grep -qx 'systemctl restart svrd.service' "$R/tmp/systemctl.calls" || fail "svrd not (re)started"
+pass "installed from SVRD_DEB (sha256 checked), key 0600, svrd.toml passes check, forwarding on, svrd started"
 echo "package test passed"
 INNER
