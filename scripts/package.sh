@@ -37,6 +37,10 @@ if [[ $BUILD == 1 ]]; then
   command -v swift >/dev/null || { echo "error: swift not found (README.md: Swift 6.3)" >&2; exit 1; }
   log "release build of svrd $VERSION (commit $COMMIT), static Swift runtime"
   mkdir -p "$SCRATCH"
+  # Offline: reuse the dependencies `swift build` already resolved (Package.resolved pins them).
+  if [[ ! -d "$SCRATCH/checkouts" && -d .build/checkouts ]]; then
+    cp -a .build/repositories .build/checkouts .build/workspace-state.json "$SCRATCH/" 2>/dev/null || true
+  fi
   if ! swift build -c release --product svrd --static-swift-stdlib --scratch-path "$SCRATCH" \
       -Xcc "-DSVRD_GIT_COMMIT=\"$COMMIT\"" >"$SCRATCH/build.log" 2>&1; then
     tail -n 30 "$SCRATCH/build.log" >&2
