@@ -53,17 +53,17 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
+        let logConfig = loaded.log
+        let journalStream = getenv("JOURNAL_STREAM").map { String(cString: $0) }
+        LoggingSystem.bootstrap { _ in
+            SVRDLogHandler(level: level, config: logConfig, environment: journalStream)
         }
         let logger = Logger(label: "svrd")
         Signals.block()
         do {
             try Daemon(config: loaded, configPath: config, clonePath: tunClonePath, logger: logger).run()
         } catch {
-            logger.error("svrd stopped with an error", metadata: ["error": "\(error.message)"])
+            logger.error("svrd stopped with an error", metadata: ["event": "failed", "error": "\(error.message)"])
             throw error.report()
         }
     }
@@ -90,8 +90,14 @@ final class Daemon {
             throw DaemonFailure(.tunUnavailable, "\(clonePath) does not exist: load the tun module (modprobe tun) or, in a container, pass the device in (--device /dev/net/tun)")
         }
         let socketPath = config.control.socketPath
-        if access(socketPath, F_OK) == 0, (try? ControlClient.request(path: socketPath, words: ["ping"], timeoutMs: 300)) != nil {
-            throw DaemonFailure(.alreadyRunning, "another svrd is running (it answers on \(socketPath)); stop it first")
+        // A clean stop removes the socket: one nobody answers on is left by an svrd that was
+        // killed or crashed (systemd keeps /run/svrd over restarts: RuntimeDirectoryPreserve).
+        var uncleanStop = false
+        if access(socketPath, F_OK) == 0 {
+            if (try? ControlClient.request(path: socketPath, words: ["ping"], timeoutMs: 300)) != nil {
+                throw DaemonFailure(.alreadyRunning, "another svrd is running (it answers on \(socketPath)); stop it first")
+            }
+            uncleanStop = true
         }
         guard NamespaceLock.acquire() else {
             throw DaemonFailure(.alreadyRunning, "another svrd is running in this network namespace (one svrd per namespace: routes, rule and nftables table are namespace-wide)")
@@ -101,8 +107,12 @@ final class Daemon {
         try host.checkWANInterfaces()
 
         let r = config.router
+        if uncleanStop {
+            logger.warning("restart after an unclean stop: the previous svrd was killed or crashed; its leftovers are removed",
+                           metadata: ["event": "restart", "socket": "\(socketPath)"])
+        }
         logger.notice("svrd starting", metadata: [
-            "router": "\(r.name)", "config": "\(configPath)", "tun": "\(r.lanDevice)", "mtu": "\(r.mtu)",
+            "event": "start", "version": "\(BuildInfo.versionLine)", "router": "\(r.name)", "config": "\(configPath)", "tun": "\(r.lanDevice)", "mtu": "\(r.mtu)",
             "interfaces": "\(config.interfaces.map(\.name).joined(separator: ","))", "peers": "\(config.peers.count)",
             "services": "\(config.services.count)", "pid": "\(getpid())"])
 
@@ -204,7 +214,7 @@ final class Daemon {
             throw DaemonFailure(.runtime, "the data plane did not start")
         }
         SystemdNotify.send("READY=1\nSTATUS=forwarding on \(tunName)\nMAINPID=\(getpid())")
-        logger.notice("svrd running", metadata: ["tun": "\(tunName)", "wan-receivers": "\(receiverCount)",
+        logger.notice("svrd running", metadata: ["event": "ready", "tun": "\(tunName)", "wan-receivers": "\(receiverCount)",
                                                  "socket": "\(socketPath)"])
 
 
@@ -222,7 +232,9 @@ final class Daemon {
         }
 
         let watchdogMs = SystemdNotify.watchdogMilliseconds
-        let housekeepingMs = min(2000, max((watchdogMs ?? 4000) / 2, 100))
+        // Every second at most: the watchdog, the TUN watch and the counter-derived events.
+        let housekeepingMs = min(1000, max((watchdogMs ?? 4000) / 2, 100))
+        var events = EventMonitor()
         var lastHeartbeat = control.heartbeat.load(ordering: .relaxed)
         if let watchdogMs {
             SystemdNotify.send("WATCHDOG=1")
@@ -234,6 +246,9 @@ final class Daemon {
             // Every 2 s without a signal: put the routes back if the TUN went down and up.
             guard let sig = Signals.wait(milliseconds: housekeepingMs) else {
                 host.watchTUN()
+                if let counters = control.latestCounters() {
+                    events.update(counters, now: Double(EngineTime.now().monotonicNanos) / 1e9, logger: logger)
+                }
                 // The watchdog is fed only while the data-plane loop turns: a hung data
                 // plane gets svrd restarted by systemd (WatchdogSec=).
                 if watchdogMs != nil {
@@ -248,14 +263,15 @@ final class Daemon {
                 continue
             }
             if sig == SIGHUP {
-                logger.warning("SIGHUP: configuration reload is not implemented yet; restart svrd to apply changes")
+                logger.warning("SIGHUP: configuration reload is not implemented yet; restart svrd to apply changes",
+                               metadata: ["event": "reload", "applied": "false"])
                 continue
             }
             if control.failed.load(ordering: .acquiring) {
                 SystemdNotify.send("STOPPING=1")
                 throw DaemonFailure(.runtime, "the data plane failed; stopping (see the previous log line)")
             }
-            logger.notice("stopping", metadata: ["signal": "\(Signals.name(sig))"])
+            logger.notice("stopping", metadata: ["event": "stop", "signal": "\(Signals.name(sig))"])
             break
         }
         SystemdNotify.send("STOPPING=1")
@@ -267,7 +283,7 @@ final class Daemon {
         metricsServer?.stop()
         metricsServer = nil
         host.remove()
-        logger.notice("svrd stopped")
+        logger.notice("svrd stopped", metadata: ["event": "stopped"])
     }
 
     /// net.ipv4.ip_local_port_range (the host's ephemeral ports), nil if unreadable.

@@ -7,7 +7,8 @@ struct SVRD: ParsableCommand {
         commandName: "svrd",
         abstract: "Secure Vector Routing (SVR) router for Linux.",
         discussion: "Installed as 'svrctl' (a symlink to svrd), the binary offers only the operator commands: svrctl show sessions|peers|services|stats, svrctl ping.",
-        subcommands: [RunCommand.self, CheckCommand.self, GenKey.self, PubKey.self, ShowCommand.self, PingCommand.self])
+        version: BuildInfo.versionLine,
+        subcommands: [RunCommand.self, CheckCommand.self, DoctorCommand.self, SupportBundleCommand.self, GenKey.self, PubKey.self, ShowCommand.self, PingCommand.self])
 
     /// Whether the binary was started under the name `svrctl` (argv[0]).
     static var invokedAsSvrctl: Bool {
@@ -25,5 +26,6 @@ struct SVRCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "svrctl",
         abstract: "Look at a running svrd through its control socket.",
+        version: BuildInfo.versionLine,
         subcommands: [ShowCommand.self, PingCommand.self])
 }

@@ -177,3 +177,17 @@ extension TestNamespace {
         return (link, routes, rules, tables)
     }
 }
+
+/// A namespace (tag `tag`) with the WAN veth `svrw0` (10.78.0.1/24), a scratch directory
+/// and a `testConfig` in it (TUN `svrt0`): `body` gets them and the config's text; all
+/// removed afterwards.
+func withTestRouter(_ tag: String, _ body: (TestNamespace, ScratchDirectory, _ config: String, _ text: String) throws -> Void) throws {
+    let ns = try TestNamespace(tag)
+    defer { ns.close() }
+    let dir = try ScratchDirectory()
+    defer { dir.close() }
+    let veth = ns.sh("ip link add svrw0 type veth peer name svrw0p && ip link set svrw0p up && ip addr add 10.78.0.1/24 dev svrw0 && ip link set svrw0 up")
+    guard veth.status == 0 else { throw TestSupportError("veth: \(veth.output)") }
+    let text = try testConfig(dir: dir.path, tun: "svrt0", wan: "svrw0")
+    try body(ns, dir, try dir.write("svrd.toml", text), text)
+}

@@ -40,18 +40,56 @@ import Testing
         }
     }
 
-    @Test func cloudInitCarriesTheSameUnit() {
-        #expect(Self.cloudInitFile("/etc/systemd/system/svrd.service") == Self.read("deploy/systemd/svrd.service"))
+    /// The cloud-init on-ramp: its settings, with the WAN interface given (the test host's
+    /// default route is not the VM's) and the given changes.
+    static func onrampSettings(_ changes: [(String, String)] = []) throws -> String {
+        var settings = try #require(cloudInitFile("/etc/default/svrd-onramp"))
+        for (key, value) in [("WAN_DEVICE", "eth0"), ("WAN_ADDRESS", "10.100.0.5")] + changes {
+            let line = try #require(settings.split(separator: "\n").first { $0.hasPrefix("\(key)=") }, "no \(key)")
+            settings = settings.replacing(line, with: "\(key)=\"\(value)\"")
+        }
+        return settings
     }
 
-    @Test func cloudInitConfigPassesCheck() throws {
-        let config = try #require(Self.cloudInitFile("/etc/svrd/svrd.toml"))
+    /// What `svrd-onramp --print-config` writes for these settings.
+    static func onrampConfig(_ dir: ScratchDirectory, _ settings: String) throws -> CommandResult {
+        let script = try dir.write("svrd-onramp", try #require(cloudInitFile("/usr/local/sbin/svrd-onramp")), mode: 0o700)
+        let file = try dir.write("settings", settings)
+        return shell("SVRD_ONRAMP_SETTINGS=\(file) sh \(script) --print-config")
+    }
+
+    @Test func cloudInitScriptIsValidShell() throws {
         let dir = try ScratchDirectory()
         defer { dir.close() }
+        let script = try dir.write("svrd-onramp", try #require(Self.cloudInitFile("/usr/local/sbin/svrd-onramp")))
+        let r = shell("sh -n \(script)")
+        #expect(r.status == 0, "\(r.output)")
+    }
+
+    /// The config the on-ramp writes from its settings passes `svrd check`: as shipped, and
+    /// with a public address, native transport and several prefixes and waypoints.
+    @Test(arguments: [[], [("PUBLIC_ADDRESS", "198.51.100.10"), ("PEER_TRANSPORT", "native"),
+                           ("SERVICE_PREFIXES", "10.100.0.0/16 10.101.0.0/24"), ("PEER_WAYPOINTS", "203.0.113.10")]])
+    func cloudInitConfigPassesCheck(changes: [(String, String)]) throws {
+        let dir = try ScratchDirectory()
+        defer { dir.close() }
+        let r = try Self.onrampConfig(dir, try Self.onrampSettings(changes))
+        try #require(r.status == 0, "\(r.output)")
+        #expect(r.output.contains("name = \"eth0\"") && r.output.contains("address = \"10.100.0.5\""))
+        for (key, value) in changes where key == "PUBLIC_ADDRESS" {
+            #expect(r.output.contains("external-address = \"\(value)\""))
+        }
         let key = "\(dir.path)/private.key"
         try #require(shell("\(svrdBinary) genkey --out \(key)").status == 0)
-        let file = try dir.write("svrd.toml", config.replacing("/etc/svrd/private.key", with: key))
-        let r = shell("\(svrdBinary) check --config \(file)")
-        #expect(r.status == 0, "\(r.output)")
+        let file = try dir.write("svrd.toml", r.output.replacing("/etc/svrd/private.key", with: key))
+        let check = shell("\(svrdBinary) check --config \(file)")
+        #expect(check.status == 0, "\(check.output)\n\(r.output)")
+    }
+
+    /// cloud-init's own schema check (when cloud-init is installed: scripts/test.sh installs it).
+    @Test(.enabled(if: shell("command -v cloud-init").status == 0, "cloud-init is not installed"))
+    func cloudInitPassesSchemaCheck() {
+        let r = shell("cloud-init schema --config-file '\(Self.root)/deploy/cloud-init/onramp.yaml' 2>&1")
+        #expect(r.status == 0 && r.output.contains("Valid"), "\(r.output)")
     }
 }

@@ -7,13 +7,16 @@
 #   svrlab-bad ──┘   (svrd, branch)        (plain IP forwarding,            (svrd, cloud on-ramp)
 #   10.1.1.10                               no route to either LAN)
 #
-# Usage (as root):  sudo deploy/lab/lab.sh [--keep]
+# Usage:  deploy/lab/lab.sh [--keep]     (as root; as another user it runs itself with sudo)
 #   --keep       leave the lab running after the demo (tear it down with: lab.sh down)
 #   down         remove a lab left by --keep or by a crashed run, then exit
 # Environment:
 #   SVRD_BIN=PATH   use this svrd binary instead of building one (swift build -c release)
 #   LAB_NO_APT=1    do not install missing tools with apt-get
 #   LAB_MB=N        size of the HTTP download in MB (default 8)
+#
+# The routers are looked at with svrctl (svrd under another name): the lab makes the link
+# $WORK/bin/svrctl, and .build/release/svrctl next to the svrd it builds.
 #
 # Every namespace is named svrlab-*, every device svr*; the host namespace is not touched.
 # Everything is removed on exit, on failure and on Ctrl-C. Exit 0 means every check passed.
@@ -79,6 +82,7 @@ on_exit() {
   fi
   if [[ $KEEP == 1 && $rc -eq 0 ]]; then
     printf '\nLab left running (--keep). Try:  ip netns exec svrlab-cli ping %s\n' "$SRV_IP"
+    printf 'Look at it with: ip netns exec svrlab-a %s show sessions --socket %s/branch-a.sock\n' "$SVRCTL" "$RUN_DIR"
     printf 'Remove it with:  %s down   (daemon PIDs %s %s)\n' "$0" "$DAEMON_A" "$DAEMON_B"
     echo "$DAEMON_A $DAEMON_B ${PIDS[*]}" > "$RUN_DIR/pids"
     echo "$WORK" > "$RUN_DIR/work"
@@ -121,7 +125,8 @@ down() {         # remove a lab left by --keep or a crashed run
 
 # ---- helpers ------------------------------------------------------------------------------
 svrd() { "$SVRD_BIN" "$@"; }
-show() { local ns=$1 router=$2; shift 2; nsx "$ns" "$SVRD_BIN" show "$@" --socket "$RUN_DIR/$router.sock"; }
+SVRCTL=          # $WORK/bin/svrctl, a link to $SVRD_BIN (made by build)
+show() { local ns=$1 router=$2; shift 2; nsx "$ns" "$SVRCTL" show "$@" --socket "$RUN_DIR/$router.sock"; }
 
 bg() {           # bg NS LOGFILE CMD...: start CMD in NS, remember its PID in LAST_PID
   local ns=$1 log=$2; shift 2
@@ -146,7 +151,7 @@ not_allowed_drops() {
 # ---- steps --------------------------------------------------------------------------------
 preflight() {
   step "Preflight"
-  [[ $(id -u) == 0 ]] || fail "run as root: sudo $0"
+  [[ $(id -u) == 0 ]] || fail "run as root"
   [[ $(uname -s) == Linux ]] || fail "Linux only"
   local need=() tool
   for tool in ip nft ping python3 curl tcpdump sha256sum; do command -v "$tool" >/dev/null || need+=("$tool"); done
@@ -170,7 +175,9 @@ build() {
   step "Build svrd"
   if [[ -n "${SVRD_BIN:-}" ]]; then
     [[ -x "$SVRD_BIN" ]] || fail "SVRD_BIN=$SVRD_BIN is not executable"
-    ok "using SVRD_BIN=$SVRD_BIN"
+    SVRD_BIN=$(realpath "$SVRD_BIN")
+    link_svrctl
+    ok "using SVRD_BIN=$SVRD_BIN ($("$SVRD_BIN" --version))"
     return
   fi
   command -v swift >/dev/null || fail "swift not found (install Swift 6.3, see README) or set SVRD_BIN"
@@ -186,7 +193,15 @@ build() {
   (cd "$ROOT" && swift build -c release --product svrd >"$WORK/build.log" 2>&1) ||
     { tail -n 30 "$WORK/build.log" >&2; fail "swift build failed (log above)"; }
   SVRD_BIN=$ROOT/.build/release/svrd
-  ok "built $SVRD_BIN in $((SECONDS - t0)) s"
+  ln -sfn svrd "$ROOT/.build/release/svrctl"
+  link_svrctl
+  ok "built $SVRD_BIN ($("$SVRD_BIN" --version)) in $((SECONDS - t0)) s"
+}
+
+link_svrctl() {  # svrctl = svrd started under the name svrctl (argv[0])
+  mkdir -p "$WORK/bin"
+  ln -sfn "$SVRD_BIN" "$WORK/bin/svrctl"
+  SVRCTL=$WORK/bin/svrctl
 }
 
 configure() {
@@ -318,14 +333,14 @@ demo_udp() {
 
 demo_show() {
   step "Sessions and statistics"
-  echo "  ${B}svrd show sessions${N} (svrlab-a, branch-a):"
-  show svrlab-a branch-a sessions 2>&1 | indent || fail "svrd show sessions failed on A"
-  echo "  ${B}svrd show sessions${N} (svrlab-b, cloud-b):"
-  show svrlab-b cloud-b sessions 2>&1 | indent || fail "svrd show sessions failed on B"
-  echo "  ${B}svrd show stats${N} (svrlab-a, branch-a):"
-  show svrlab-a branch-a stats 2>&1 | indent || fail "svrd show stats failed on A"
-  echo "  ${B}svrd show peers${N} (svrlab-a, branch-a):"
-  show svrlab-a branch-a peers 2>&1 | indent || fail "svrd show peers failed on A"
+  echo "  ${B}svrctl show sessions${N} (svrlab-a, branch-a):"
+  show svrlab-a branch-a sessions 2>&1 | indent || fail "svrctl show sessions failed on A"
+  echo "  ${B}svrctl show sessions${N} (svrlab-b, cloud-b):"
+  show svrlab-b cloud-b sessions 2>&1 | indent || fail "svrctl show sessions failed on B"
+  echo "  ${B}svrctl show stats${N} (svrlab-a, branch-a):"
+  show svrlab-a branch-a stats 2>&1 | indent || fail "svrctl show stats failed on A"
+  echo "  ${B}svrctl show peers${N} (svrlab-a, branch-a):"
+  show svrlab-a branch-a peers 2>&1 | indent || fail "svrctl show peers failed on A"
 }
 
 demo_denied() {
@@ -346,6 +361,9 @@ demo_denied() {
 }
 
 # ---- main ---------------------------------------------------------------------------------
+. "$ROOT/scripts/as-root.sh"
+AS_ROOT_KEEP="SVRD_BIN LAB_NO_APT LAB_MB"
+[[ "${1:-}" == -h || "${1:-}" == --help ]] || as_root "$0" "$@"
 case "${1:-}" in
   down) down; exit 0;;
   --keep) KEEP=1;;

@@ -81,6 +81,8 @@ int svr_sendmmsg(int fd, svr_mmsghdr *msgs, unsigned int count, int blocking);
 #include "tun_extra.h"
 #include "wan_extra.h"
 #include "svr_hmac.h"
+#include "svrd_build.h"
+#include "clock_extra.h"
 
 // ---- CPU --------------------------------------------------------------------------------
 /// Starts loading the cache line at `p` (for reading, keep in all cache levels). A hint: no

@@ -21,11 +21,12 @@ public struct Config: Sendable, Equatable {
     public let limits: Limits
     public let control: Control
     public let metrics: Metrics
+    public let log: Log
 
     public init(
         router: Router, interfaces: [Interface], peers: [Peer], tenants: [Tenant], services: [Service],
         serviceRoutes: [ServiceRoute], servicePolicies: [ServicePolicy], timeouts: Timeouts, limits: Limits,
-        control: Control, metrics: Metrics
+        control: Control, metrics: Metrics, log: Log = Log()
     ) {
         self.router = router
         self.interfaces = interfaces
@@ -38,6 +39,7 @@ public struct Config: Sendable, Equatable {
         self.limits = limits
         self.control = control
         self.metrics = metrics
+        self.log = log
     }
 
     public func peer(named name: String) -> Peer? { peers.first { $0.name == name } }
@@ -392,6 +394,24 @@ extension Config {
         public let listen: Endpoint?
 
         public init(listen: Endpoint? = nil) { self.listen = listen }
+    }
+
+    /// `[log]`: how svrd writes its log lines (to stderr, which systemd hands to journald).
+    public struct Log: Sendable, Equatable {
+        public enum Format: String, Sendable, CaseIterable { case text, json }
+        /// When each line starts with its syslog priority (`<3>` … `<7>`), which journald reads.
+        public enum PriorityPrefix: String, Sendable, CaseIterable {
+            /// When stderr is journald's stream (`JOURNAL_STREAM` is set, as under systemd).
+            case auto
+            case always, never
+        }
+        public let format: Format
+        public let priorityPrefix: PriorityPrefix
+
+        public init(format: Format = .text, priorityPrefix: PriorityPrefix = .auto) {
+            self.format = format
+            self.priorityPrefix = priorityPrefix
+        }
     }
 
     /// An address and a port ("127.0.0.1:9810", "[::1]:9810").

@@ -12,7 +12,7 @@ struct ConfigBuilder {
 
     static let sections = [
         "router", "interface", "peer", "tenant", "service", "service-route", "service-policy",
-        "timeouts", "limits", "control", "metrics",
+        "timeouts", "limits", "control", "metrics", "log",
     ]
 
     init(document: TOMLTable, diagnostics: ConfigDiagnostics) {
@@ -38,11 +38,12 @@ struct ConfigBuilder {
         let limits = buildLimits()
         let control = buildControl()
         let metrics = buildMetrics()
+        let log = buildLog()
         guard d.errors.isEmpty, let router else { return nil }
         return Config(
             router: router, interfaces: interfaces, peers: peers, tenants: tenants, services: services,
             serviceRoutes: routes, servicePolicies: policies, timeouts: timeouts, limits: limits, control: control,
-            metrics: metrics)
+            metrics: metrics, log: log)
     }
 
     // MARK: - helpers
@@ -574,5 +575,19 @@ struct ConfigBuilder {
     func buildMetrics() -> Config.Metrics {
         guard let t = root.table("metrics", allowed: ["listen"]) else { return Config.Metrics() }
         return Config.Metrics(listen: parsed(t, "listen", ConfigValues.endpoint))
+    }
+
+    func buildLog() -> Config.Log {
+        guard let t = root.table("log", allowed: ["format", "priority-prefix"]) else { return Config.Log() }
+        func choice<T: RawRepresentable & CaseIterable>(_ key: String, _ def: T) -> T where T.RawValue == String {
+            guard let s = t.string(key) else { return def }
+            guard let v = T(rawValue: s) else {
+                t.report(key, .invalidValue, "'\(s)' must be one of \(T.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", "))")
+                return def
+            }
+            return v
+        }
+        return Config.Log(format: choice("format", Config.Log.Format.text),
+                          priorityPrefix: choice("priority-prefix", Config.Log.PriorityPrefix.auto))
     }
 }

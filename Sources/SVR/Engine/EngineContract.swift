@@ -238,4 +238,7 @@ public protocol PacketEngine: AnyObject {
     func drainGenerated(into slot: UnsafeMutableRawBufferPointer, headroom: Int, _ send: (PacketBuffer, Disposition) -> Void)
     /// The control plane's view, copied out (allocates; call on request, not per packet).
     func snapshot(now: EngineTime) -> EngineSnapshot
+    /// The counters alone (no sessions): cheap enough for the daemon to read every second
+    /// on the data-plane thread, from which it derives its log events.
+    var counters: EngineCounters { get }
 }

@@ -108,7 +108,7 @@ public final class SVRRouter: PacketEngine {
 
     var extras: UnsafeMutablePointer<SessionExtra>
     var generation: UInt32 = 0
-    var counters = EngineCounters()
+    public internal(set) var counters = EngineCounters()
     var classifierCounters = ClassifierCounters()
 
     // Scratch memory (owned, allocated once).

@@ -9,7 +9,8 @@
 //      runs with WAN sender i (one sendmmsg), `.toLAN` runs back to the TUN. No copies.
 //   4. Each readable WAN receiver: the same with `engine.handleWAN`.
 //   5. Every 50 ms: `engine.tick`, then `drainGenerated` (each generated packet is sent at
-//      once from a one-slot batch); every second: kernel drop counters of the receivers.
+//      once from a one-slot batch); every second: kernel drop counters of the receivers, and
+//      a copy of the engine's counters for the main thread's log events (EventMonitor).
 //
 // Per packet there is no allocation, no lock and no logging; the only shared state is the
 // `DataPlaneControl` (an eventfd, two atomics, and a mutex taken once per control request).
@@ -53,6 +54,9 @@ final class DataPlaneControl: Sendable {
     /// Set when the loop ended with an error.
     let failed = Atomic<Bool>(false)
     private let mailbox = Mutex<Mailbox>(Mailbox())
+    /// The engine's counters, copied by the data-plane thread once a second (a lock once a
+    /// second, not per packet): the main thread derives its log events from them.
+    private let published = Mutex<EngineCounters?>(nil)
 
     private struct Mailbox {
         var requested: UInt64 = 0
@@ -84,6 +88,11 @@ final class DataPlaneControl: Sendable {
         }
         return nil
     }
+
+    /// The counters of the last second (nil before the first second).
+    func latestCounters() -> EngineCounters? { published.withLock { $0 } }
+
+    func publish(_ counters: EngineCounters) { published.withLock { $0 = counters } }
 
     /// Data-plane side: the generation of a pending request, if any.
     func pendingRequest() -> UInt64? {
@@ -244,6 +253,7 @@ final class DataPlane {
                 for box in receivers {
                     if let d = try? box.rx.takeKernelDrops() { io.wanKernelDrops[box.interface] &+= UInt64(d) }
                 }
+                control.publish(engine.counters)
             }
         }
         control.running.store(false, ordering: .releasing)
