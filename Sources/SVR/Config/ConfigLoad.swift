@@ -1,7 +1,8 @@
 // Entry points: load a file, or check text, into a `Config` or a list of `ConfigError`s.
 //
 // Order of checks: the bytes must be UTF-8 text without NUL (a binary file gets one clear
-// error, not a parser message), then the line index is built and guards toml++ against the
+// error, not a parser message), then `ConfigPrescan` checks `Config.FileLimits` (size, line
+// length, nesting depth, numbers of tables and values), then the line index is built and guards toml++ against the
 // inputs known to crash it (see `TOMLLineIndex.malformed`), then TOMLKit parses
 // (syntax errors carry its line/column), then `ConfigBuilder` validates everything it can
 // and reports all problems, sorted by line.
@@ -10,7 +11,7 @@ import TOMLKit
 
 extension Config {
     /// The largest config file accepted.
-    public static let maxFileSize = 1 << 20
+    public static let maxFileSize = FileLimits.fileSize
 
     /// Reads and validates the config file at `path`. Errors name the file as `path` was given.
     public static func load(path: String) throws(ConfigErrors) -> Config {
@@ -52,6 +53,9 @@ extension Config {
             return (nil, [ConfigError(file: fileName, line: 1, path: .root, kind: .missingKey,
                                       message: "the file is empty; a config needs at least a [router] table")])
         }
+        if let (line, path, message) = ConfigPrescan(Array(text.utf8)).problem {
+            return (nil, [ConfigError(file: fileName, line: line, path: path, kind: .limit, message: message)])
+        }
         let index = TOMLLineIndex(text: text)
         if let (line, column, message) = index.malformed {
             return (nil, [ConfigError(file: fileName, line: line, column: column, path: .root, kind: .syntax,
@@ -72,11 +76,17 @@ extension Config {
         let sorted = diagnostics.errors.enumerated().sorted { a, b in
             a.element.line != b.element.line ? a.element.line < b.element.line : a.offset < b.offset
         }.map(\.element)
+        if diagnostics.dropped > 0 {
+            let more = ConfigError(file: fileName, line: 0, path: .root, kind: .limit,
+                                   message: "\(diagnostics.dropped) more errors not shown (at most \(ConfigDiagnostics.maxErrors) are listed)")
+            return (nil, sorted + [more])
+        }
         return (sorted.isEmpty ? config : nil, sorted)
     }
 
     /// A NUL byte or invalid UTF-8 makes the file "not text"; reported with its line.
     static func textProblem(_ bytes: [UInt8], fileName: String) -> ConfigError? {
+        if !bytes.contains(0), String(validating: bytes, as: UTF8.self) != nil { return nil }
         var line = 1
         var lineStart = 0
         for (offset, byte) in bytes.enumerated() {
