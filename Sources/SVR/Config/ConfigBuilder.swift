@@ -39,10 +39,12 @@ struct ConfigBuilder {
         let control = buildControl()
         let metrics = buildMetrics()
         guard d.errors.isEmpty, let router else { return nil }
-        return Config(
+        let config = Config(
             router: router, interfaces: interfaces, peers: peers, tenants: tenants, services: services,
             serviceRoutes: routes, servicePolicies: policies, timeouts: timeouts, limits: limits, control: control,
             metrics: metrics)
+        warnAboutSettingsNotInEffect(config)
+        return config
     }
 
     // MARK: - helpers

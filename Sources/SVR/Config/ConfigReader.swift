@@ -30,6 +30,13 @@ final class ConfigDiagnostics {
     }
 
     func line(of path: ConfigPath) -> Int { index.line(of: path) }
+
+    /// Settings of a valid config that svrd does not act on (see `ConfigWarning`).
+    private(set) var warnings: [ConfigWarning] = []
+
+    func warn(_ path: ConfigPath, _ kind: ConfigWarning.Kind, _ message: String) {
+        warnings.append(ConfigWarning(file: fileName, line: index.line(of: path), path: path, kind: kind, message: message))
+    }
 }
 
 /// One TOML table being read, with the keys it may contain.
