@@ -299,7 +299,7 @@ let minimalConfigWithWAN = minimalConfig + """
         ("   \n\n", .missingKey),
         ("[router]\nmtu = 999999999999999999999999999\n", .syntax),
         ("[router]\nmtu = 9223372036854775807\nname = \"r\"\nprivate-key = \"kLIz5DZPDegt0GV4WTmv8sw1u5JMrnv0v/ytlSLCC0k=\"", .outOfRange),
-        ("a = " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000), .syntax),
+        ("a = " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000), .limit),
         (String(repeating: "[[x]]\n", count: 2000), .unknownKey),
         ("\u{0}\u{1}binary", .notText),
         ("[router]\nname = \"\u{7}\"\nkey = 1.0e999\n", .syntax),
