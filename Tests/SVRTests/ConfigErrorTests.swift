@@ -310,6 +310,8 @@ let minimalConfigWithWAN = minimalConfig + """
         ("x = 1\n  [ # comment\n", .syntax),
         ("[[\t=]]", .syntax),
         ("[[[a]]]", .syntax),
+        ("\u{FEFF} [[, 2[1\n", .syntax),  // after a byte order mark (found by the config fuzz target)
+        ("\u{FEFF}[\n", .syntax),
         ("[ [a]]", .syntax),
         ("[\u{e9}]", .syntax),
         ("a = [}]", .syntax),
