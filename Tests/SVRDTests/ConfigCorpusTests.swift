@@ -119,3 +119,42 @@ import Testing
         #expect(results.contains { $0.last == "1" })
     }
 }
+
+/// `svrd check` and `svrd run` print a setting that is not in effect as a labelled warning
+/// line and carry on: check exits 0, run goes on to its preconditions.
+@Suite struct ConfigWarningOutputTests {
+    static let config = """
+        [router]
+        name = "r1"
+        private-key = "kLIz5DZPDegt0GV4WTmv8sw1u5JMrnv0v/ytlSLCC0k="
+
+        [[service-policy]]
+        name = "p"
+        max-latency-ms = 150
+        """
+
+    @Test func checkPrintsWarningsAndSucceeds() throws {
+        let dir = try ScratchDirectory()
+        defer { dir.close() }
+        let file = try dir.write("w.toml", Self.config)
+        let out = shell("{ \(svrdBinary) check --config \(file) 2>\(dir.path)/err; }")
+        let err = shell("cat \(dir.path)/err").output
+        #expect(out.status == 0, "\(out.output)\(err)")
+        #expect(out.output.hasPrefix("\(file): ok\n"))
+        #expect(err == """
+            \(file):7: warning: service-policy[0].max-latency-ms: not yet in effect: svrd does not measure its paths, so no SLA selects or drops them
+            \(file): 1 warning: a setting not in effect yet
+
+            """)
+    }
+
+    @Test func runPrintsTheSameWarningsBeforeStarting() throws {
+        let dir = try ScratchDirectory()
+        defer { dir.close() }
+        let file = try dir.write("w.toml", Self.config)
+        // No TUN clone device: run stops at its preconditions (exit 4) having created nothing.
+        let run = shell("\(svrdBinary) run --config \(file) --tun-clone-path \(dir.path)/no-tun 2>&1")
+        #expect(run.status == 4, "\(run.output)")
+        #expect(run.output.hasPrefix("\(file):7: warning: service-policy[0].max-latency-ms: not yet in effect"), "\(run.output)")
+    }
+}
