@@ -50,12 +50,15 @@ func nestingDepthIsBounded(_ within: String, _ beyond: String, _ key: String) th
     texts.append("[" + repeated("a", 100_000, separator: ".") + "]")
     texts.append("x = " + repeated("{a=", 100_000))
     texts.append((1...3000).map { "[" + repeated("a", $0, separator: ".") + "]" }.joined(separator: "\n"))
+    // After an array or inline table left open (the pre-scan resynchronises there).
+    texts.append("a = [\nx = 1\n[" + repeated("a", 100_000, separator: ".") + "]")
+    texts.append("a = {b = 1\n" + repeated("a", 100_000, separator: ".") + " = 1")
     for text in texts {
         let errors = Config.check(text: text, fileName: "l.toml")
         let first = errors.first.map { "\($0)" } ?? ""
         #expect(errors.count == 1, "\(first)")
         #expect(errors.first?.kind == ConfigError.Kind.limit, "\(first)")
-        #expect(errors.first?.line == 1 || errors.first?.line == depth + 1, "\(first)")
+        #expect((1...depth + 1).contains(errors.first?.line ?? 0), "\(first)")
     }
 }
 
@@ -108,6 +111,18 @@ func nestingDepthIsBounded(_ within: String, _ beyond: String, _ key: String) th
         "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s" = 1
         """
     #expect(limitErrors(text).isEmpty, "\(limitErrors(text))")
+}
+
+/// A missing `]` or `}` makes the rest of the file look nested; the parser's syntax error is
+/// the right report, not a limit.
+@Test func unclosedBracketsGiveTheSyntaxError() {
+    let services = repeated("[[service]]\nname = \"s\"\nprefixes = [\"10.0.0.0/8\"]\n", 40)
+    for text in ["[[service]]\nports = [\"80\", \"443\"\n" + services,
+                 "[[peer]]\nwaypoints = [{ address = \"192.0.2.1\"\n" + services,
+                 "a = [[[[[[[[\n" + services] {
+        let errors = Config.check(text: text, fileName: "s.toml")
+        #expect(errors.count == 1 && errors[0].kind == .syntax, "\(errors)")
+    }
 }
 
 /// Invalid UTF-8 is reported with its line before anything parses it, wherever the

@@ -115,6 +115,15 @@ private struct PrescanState {
         }
     }
 
+    /// Where the text stops being TOML in a way that would make the rest look nested (a key
+    /// inside an array after a missing `]`, a line end inside an inline table), the open
+    /// brackets are dropped and the scan goes on at the top level: the parser reports the
+    /// syntax error, not a misleading limit, and the rest of the file is still bounded.
+    mutating func resync() {
+        open.removeAll()
+        path = headerPath
+    }
+
     func isKeyStart(_ c: UInt8) -> Bool {
         ConfigPath.isBareKeyByte(c) || c == UInt8(ascii: "\"") || c == UInt8(ascii: "'")
     }
@@ -122,6 +131,9 @@ private struct PrescanState {
     /// Spaces, tabs, CRs, newlines and comments.
     mutating func skipTrivia() {
         while let c = peek() {
+            if c == Self.newline, open.last?.bracket == UInt8(ascii: "{") {
+                resync()  // inline tables are one line
+            }
             if c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == UInt8(ascii: "\r") || c == Self.newline {
                 advance()
             } else if c == UInt8(ascii: "#") {
@@ -229,8 +241,14 @@ private struct PrescanState {
         default:
             // A number, boolean or date: up to a separator.
             while let d = peek(), d != UInt8(ascii: ","), d != UInt8(ascii: "]"), d != UInt8(ascii: "}"),
-                d != Self.newline, d != UInt8(ascii: "#"), d != UInt8(ascii: "["), d != UInt8(ascii: "{")
+                d != Self.newline, d != UInt8(ascii: "#"), d != UInt8(ascii: "["), d != UInt8(ascii: "{"),
+                d != UInt8(ascii: "=")
             {
+                advance()
+            }
+            // `key =` where a value belongs: an array left open above.
+            if peek() == UInt8(ascii: "="), !open.isEmpty {
+                resync()
                 advance()
             }
         }
