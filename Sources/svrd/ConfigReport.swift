@@ -30,7 +30,8 @@ enum ConfigReport {
             watchdog.cancel()
             let text = error.errors.map { "\($0)\n" }.joined()
             let n = error.errors.count
-            writeStandardError(text + "\(path): \(n) error\(n == 1 ? "" : "s")\n")
+            let count = n > Config.maxListedErrors ? "more than \(Config.maxListedErrors) errors" : "\(n) error\(n == 1 ? "" : "s")"
+            writeStandardError(text + "\(path): \(count)\n")
             throw ExitCode(1)
         }
     }

@@ -91,8 +91,8 @@ struct ConfigBuilder {
     }
 
     func reportUnknown(_ name: String, at path: ConfigPath, known: Set<String>, what: String) {
-        guard !d.isFull else { return d.report(path, .unknownReference, "") }
-        let hint = TableReader.suggestion(for: name, among: known.sorted()).map { "; did you mean '\($0)'?" } ?? ""
+        // (no suggestion once the error list is full: it would not be shown)
+        let hint = d.isFull ? "" : TableReader.suggestion(for: name, among: known.sorted()).map { "; did you mean '\($0)'?" } ?? ""
         d.report(path, .unknownReference, "no \(what) named '\(name)'\(hint)")
     }
 

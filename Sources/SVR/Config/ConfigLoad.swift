@@ -13,6 +13,10 @@ extension Config {
     /// The largest config file accepted.
     public static let maxFileSize = FileLimits.fileSize
 
+    /// At most this many errors are listed; when there are more, a last line with line 0
+    /// says how many were left out.
+    public static let maxListedErrors = 100
+
     /// Reads and validates the config file at `path`. Errors name the file as `path` was given.
     public static func load(path: String) throws(ConfigErrors) -> Config {
         try loadWithWarnings(path: path).config

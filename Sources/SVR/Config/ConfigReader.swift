@@ -12,7 +12,7 @@ final class ConfigDiagnostics {
     /// Errors found beyond `maxErrors` (counted, not kept: a file of thousands of mistakes
     /// costs no more than one of a hundred).
     private(set) var dropped = 0
-    static let maxErrors = 100
+    static let maxErrors = Config.maxListedErrors
 
     var isFull: Bool { errors.count >= Self.maxErrors }
 
