@@ -1,7 +1,7 @@
 // What `svrd check` and `svrd run` print about a config file: every error (exit 1), or the
 // warnings about settings not in effect (the config is valid, so these do not fail), each as
 // one line on stderr. Reading is bounded in time: if it has not finished after
-// `ConfigReport.deadlineSeconds`, svrd prints why and exits 1 (the pre-scan of
+// `ConfigReport.deadlineMilliseconds` (10 s), svrd prints why and exits 1 (the pre-scan of
 // `Config.FileLimits` makes this a backstop, not the normal case).
 
 import ArgumentParser
@@ -10,12 +10,14 @@ import SVR
 import Synchronization
 
 enum ConfigReport {
-    static let deadlineSeconds = 10
+    static let deadlineMilliseconds = 10_000
 
-    /// Loads `path`, printing errors or warnings; throws `ExitCode(1)` on errors.
-    static func load(_ path: String) throws -> (config: Config, warnings: [ConfigWarning]) {
-        let watchdog = Watchdog(seconds: deadlineSeconds,
-                                message: "\(path): reading the config took longer than \(deadlineSeconds) s; stopped\n")
+    /// Loads `path`, printing errors or warnings; throws `ExitCode(1)` on errors, and exits 1
+    /// if reading takes longer than `deadlineMs`.
+    static func load(_ path: String, deadlineMs: Int = deadlineMilliseconds) throws -> (config: Config, warnings: [ConfigWarning]) {
+        let limit = deadlineMs % 1000 == 0 ? "\(deadlineMs / 1000) s" : "\(deadlineMs) ms"
+        let watchdog = Watchdog(milliseconds: deadlineMs,
+                                message: "\(path): reading the config took longer than \(limit); stopped\n")
         defer { watchdog.cancel() }
         do throws(ConfigErrors) {
             let loaded = try Config.loadWithWarnings(path: path)
@@ -52,12 +54,12 @@ enum ConfigReport {
         private let flag = Flag()
         private let thread: PosixThread?
 
-        init(seconds: Int, message: String) {
+        init(milliseconds: Int, message: String) {
             let flag = self.flag
             thread = try? PosixThread(name: "svr-config-wd") {
-                for _ in 0..<(seconds * 10) {
+                for _ in 0..<(max(0, milliseconds) / 10) {
                     if flag.done.load(ordering: .acquiring) { return }
-                    usleep(100_000)
+                    usleep(10_000)
                 }
                 if flag.done.load(ordering: .acquiring) { return }
                 ConfigReport.writeStandardError(message)
@@ -65,7 +67,7 @@ enum ConfigReport {
             }
         }
 
-        /// Stops the watchdog (idempotent); returns within 0.1 s.
+        /// Stops the watchdog (idempotent); returns within 10 ms.
         func cancel() {
             flag.done.store(true, ordering: .releasing)
             thread?.join()

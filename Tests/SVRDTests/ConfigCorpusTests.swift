@@ -120,6 +120,18 @@ import Testing
     }
 }
 
+/// Reading a config is bounded in time (10 s by default; the limits keep real reading far
+/// below): past the deadline svrd says so and exits 1. Shown with a 0 ms deadline.
+@Test func configReadingHasADeadline() throws {
+    let dir = try ScratchDirectory()
+    defer { dir.close() }
+    let file = try dir.write("big.toml", (0..<2000).map { "[t\($0)]\nk = \($0)" }.joined(separator: "\n"))
+    let r = shell("\(svrdBinary) check --config \(file) --config-deadline-ms 0")
+    #expect(r.status == 1)
+    #expect(r.output == "\(file): reading the config took longer than 0 s; stopped\n", "\(r.output)")
+    #expect(shell("\(svrdBinary) check --config \(file)").status == 1)  // unknown tables, in time
+}
+
 /// `svrd check` and `svrd run` print a setting that is not in effect as a labelled warning
 /// line and carry on: check exits 0, run goes on to its preconditions.
 @Suite struct ConfigWarningOutputTests {
