@@ -56,7 +56,8 @@ private struct PrescanState {
     /// Open arrays and inline tables of the value being scanned: the tree depth inside each
     /// and, for arrays, the elements counted so far.
     var open: [(bracket: UInt8, depth: Int, elements: Int, path: ConfigPath)] = []
-    /// The key path of the line being scanned (for messages), at most `Limits.depth + 1` parts.
+    /// The key path of the value being scanned (for messages; at most `FileLimits.depth + 1`
+    /// segments, as the scan stops deeper).
     var path = ConfigPath.root
     /// The path of the current header (`service[3]`), and how many `[[x]]` were seen per name.
     var headerPath = ConfigPath.root
@@ -278,6 +279,7 @@ private struct PrescanState {
                          at: path)
                 }
                 countValue()
+                path = top.path
                 value(depth: top.depth)
             }
         }
