@@ -312,6 +312,13 @@ let minimalConfigWithWAN = minimalConfig + """
         ("[[[a]]]", .syntax),
         ("\u{FEFF} [[, 2[1\n", .syntax),  // after a byte order mark (found by the config fuzz target)
         ("\u{FEFF}[\n", .syntax),
+        // A date, a space, one digit: toml++ asserts (found by the config fuzz target).
+        ("Y=  1[1n-an-YA 1]x", .syntax),
+        ("d = 1979-05-27 0\n", .syntax),
+        ("d = [1979-05-27 0]\n", .syntax),
+        ("d = {a = 1979-05-27 0}\n", .syntax),
+        ("d = 1_979-05-27 0,\n", .syntax),
+        ("d = 1979-05-27 0\u{3000}\n", .syntax),
         ("[ [a]]", .syntax),
         ("[\u{e9}]", .syntax),
         ("a = [}]", .syntax),
