@@ -32,6 +32,7 @@ seconds=$2
 shift 2
 
 flags=()
+seeds=()  # more seed directories, only read
 case "$target" in
 receive-seeds)
     # Not a fuzz target: builds and runs the seed generator of `receive` (SECONDS unused).
@@ -57,6 +58,7 @@ config)
     sources=(Sources/SVR/Common/IPAddress.swift Sources/SVR/Crypto/*.swift Sources/SVR/Config/*.swift
              Fuzz/config/*.swift)
     flags=(-I Sources/COpenSSL -lcrypto)
+    seeds=(deploy/examples)  # the example configs (and lab/), besides Fuzz/corpus/config
     ;;
 *)
     echo "unknown fuzz target '$target' (targets: metadata, receive, config)" >&2
@@ -103,5 +105,5 @@ swiftc -swift-version 6 -sanitize=fuzzer,address -parse-as-library -O -g -use-ld
     "${sources[@]}" "${flags[@]}" ${SWIFTC_FLAGS:-} -o "$bin"
 
 # New inputs go to the first corpus directory; the committed seeds are only read.
-exec "$bin" "$out/corpus" "Fuzz/corpus/$target" \
+exec "$bin" "$out/corpus" "Fuzz/corpus/$target" "${seeds[@]}" \
     -max_total_time="$seconds" -artifact_prefix="$out/" -print_final_stats=1 "$@"
