@@ -105,5 +105,5 @@ swiftc -swift-version 6 -sanitize=fuzzer,address -parse-as-library -O -g -use-ld
     "${sources[@]}" "${flags[@]}" ${SWIFTC_FLAGS:-} -o "$bin"
 
 # New inputs go to the first corpus directory; the committed seeds are only read.
-exec "$bin" "$out/corpus" "Fuzz/corpus/$target" "${seeds[@]}" \
+exec "$bin" "$out/corpus" "Fuzz/corpus/$target" ${seeds[@]+"${seeds[@]}"} \
     -max_total_time="$seconds" -artifact_prefix="$out/" -print_final_stats=1 "$@"
