@@ -4,6 +4,7 @@
 #   Fuzz/run.sh TARGET SECONDS [libFuzzer options...]
 #   Fuzz/run.sh metadata 600
 #   Fuzz/run.sh receive 600
+#   Fuzz/run.sh config 3600 -timeout=5
 #
 # Each target is one swiftc invocation over the Swift sources it needs plus its harness in
 # Fuzz/TARGET/, built with -sanitize=fuzzer,address into .build-fuzz/TARGET (outside the
@@ -23,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ $# -lt 2 ]]; then
-    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata, receive)" >&2
+    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata, receive, config)" >&2
     exit 2
 fi
 target=$1
@@ -31,6 +32,7 @@ seconds=$2
 shift 2
 
 flags=()
+seeds=()  # more seed directories, only read
 case "$target" in
 receive-seeds)
     # Not a fuzz target: builds and runs the seed generator of `receive` (SECONDS unused).
@@ -52,8 +54,14 @@ receive)
              Sources/SVR/Crypto/*.swift Fuzz/receive/*.swift)
     flags=(-I Sources/COpenSSL -lcrypto)
     ;;
+config)
+    sources=(Sources/SVR/Common/IPAddress.swift Sources/SVR/Crypto/*.swift Sources/SVR/Config/*.swift
+             Fuzz/config/*.swift)
+    flags=(-I Sources/COpenSSL -lcrypto)
+    seeds=(deploy/examples)  # the example configs (and lab/), besides Fuzz/corpus/config
+    ;;
 *)
-    echo "unknown fuzz target '$target' (targets: metadata, receive)" >&2
+    echo "unknown fuzz target '$target' (targets: metadata, receive, config)" >&2
     exit 2
     ;;
 esac
@@ -62,7 +70,7 @@ bin=.build-fuzz/$target
 out=fuzz-out/$target
 mkdir -p .build-fuzz "$out/corpus" "Fuzz/corpus/$target"
 
-if [[ $target == receive ]]; then
+if [[ $target == receive || $target == config ]]; then
     # CShim (the C helpers the crypto code calls: HMAC, prefetch) for swiftc: a module map over
     # its umbrella header, and hmac.c compiled with the same sanitizers.
     cshim=.build-fuzz/cshim
@@ -72,10 +80,30 @@ if [[ $target == receive ]]; then
     flags+=(-I "$cshim" "$cshim/hmac.o")
 fi
 
+if [[ $target == config ]]; then
+    # TOMLKit and its C++ core (toml++) from SwiftPM's checkout, built with the same
+    # sanitizers: the C++ objects, and the Swift module as a static library.
+    [[ -d .build/checkouts/TOMLKit ]] || swift package resolve
+    tk=.build/checkouts/TOMLKit/Sources
+    tomlkit=.build-fuzz/tomlkit
+    mkdir -p "$tomlkit"
+    if [[ ! -f $tomlkit/libTOMLKit.a ]]; then
+        for f in "$tk"/CTOML/Sources/*.cpp; do
+            o=$tomlkit/$(basename "${f%.cpp}" | tr -c 'A-Za-z0-9_\n' _).o
+            clang++ -c -std=c++17 -O1 -g -fsanitize=fuzzer-no-link,address -DTOML_EXCEPTIONS=1 \
+                -I "$tk/CTOML/include" -I "$tk/CTOML/Sources" "$f" -o "$o"
+        done
+        swiftc -parse-as-library -O -g -suppress-warnings -sanitize=fuzzer,address -module-name TOMLKit \
+            -I "$tk/CTOML/include/CTOML" -emit-module -emit-module-path "$tomlkit/TOMLKit.swiftmodule" \
+            -emit-library -static -o "$tomlkit/libTOMLKit.a" "$tk"/TOMLKit/*.swift "$tk"/TOMLKit/*/*.swift "$tk"/TOMLKit/*/*/*.swift
+    fi
+    flags+=(-I "$tomlkit" -I "$tk/CTOML/include/CTOML" -L "$tomlkit" -lTOMLKit "$tomlkit"/*.o -lstdc++)
+fi
+
 echo "building $bin" >&2
 swiftc -swift-version 6 -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -module-name "Fuzz_$target" \
     "${sources[@]}" "${flags[@]}" ${SWIFTC_FLAGS:-} -o "$bin"
 
 # New inputs go to the first corpus directory; the committed seeds are only read.
-exec "$bin" "$out/corpus" "Fuzz/corpus/$target" \
+exec "$bin" "$out/corpus" "Fuzz/corpus/$target" ${seeds[@]+"${seeds[@]}"} \
     -max_total_time="$seconds" -artifact_prefix="$out/" -print_final_stats=1 "$@"

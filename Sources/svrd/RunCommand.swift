@@ -3,7 +3,8 @@
 // Order (each step only after the previous one succeeded; on failure everything created so
 // far is removed again, in reverse order):
 //   1. load and validate the config — on errors print exactly what `svrd check` prints and
-//      exit 1 having created nothing;
+//      exit 1 having created nothing; warnings (settings not in effect) are printed the same
+//      way and do not stop the start;
 //   2. preconditions, still creating nothing: CAP_NET_ADMIN + CAP_NET_RAW (exit 3), the TUN
 //      clone device (exit 4), no other svrd on the control socket (exit 6), the LAN device
 //      name not taken (exit 5);
@@ -42,16 +43,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         // 1. config
-        let loaded: Config
-        do throws(ConfigErrors) {
-            loaded = try Config.load(path: config)
-        } catch {
-            let text = error.errors.map { "\($0)\n" }.joined()
-            CheckCommand.writeStandardError(text)
-            let n = error.errors.count
-            CheckCommand.writeStandardError("\(config): \(n) error\(n == 1 ? "" : "s")\n")
-            throw ExitCode(1)
-        }
+        let loaded = try ConfigReport.load(config).config
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let logConfig = loaded.log
         let journalStream = getenv("JOURNAL_STREAM").map { String(cString: $0) }

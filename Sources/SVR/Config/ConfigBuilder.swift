@@ -40,10 +40,12 @@ struct ConfigBuilder {
         let metrics = buildMetrics()
         let log = buildLog()
         guard d.errors.isEmpty, let router else { return nil }
-        return Config(
+        let config = Config(
             router: router, interfaces: interfaces, peers: peers, tenants: tenants, services: services,
             serviceRoutes: routes, servicePolicies: policies, timeouts: timeouts, limits: limits, control: control,
             metrics: metrics, log: log)
+        warnAboutSettingsNotInEffect(config)
+        return config
     }
 
     // MARK: - helpers
@@ -90,7 +92,8 @@ struct ConfigBuilder {
     }
 
     func reportUnknown(_ name: String, at path: ConfigPath, known: Set<String>, what: String) {
-        let hint = TableReader.suggestion(for: name, among: known.sorted()).map { "; did you mean '\($0)'?" } ?? ""
+        // (no suggestion once the error list is full: it would not be shown)
+        let hint = d.isFull ? "" : TableReader.suggestion(for: name, among: known.sorted()).map { "; did you mean '\($0)'?" } ?? ""
         d.report(path, .unknownReference, "no \(what) named '\(name)'\(hint)")
     }
 
@@ -430,30 +433,38 @@ struct ConfigBuilder {
     /// equal prefix (nested prefixes are resolved by longest match), the same protocol (a
     /// named protocol beats `any`) and overlapping ports (no ports means all ports).
     func checkAmbiguity(_ services: [(service: Config.Service, path: ConfigPath)]) {
+        // Only services sharing a prefix can clash: index them by prefix (not every pair).
+        let protos = services.map(\.service.proto)
+        let ports = services.map(\.service.ports)
+        var byPrefix: [IPPrefix: [Int]] = [:]
+        var checkedFor = [Int](repeating: -1, count: services.count)  // checkedFor[i] == j: pair (i, j) done
         for j in services.indices {
             let b = services[j].service
-            for i in 0..<j {
-                let a = services[i].service
-                guard a.proto == b.proto, let port = Self.sharedPort(a.ports, b.ports) else { continue }
-                guard let (n, prefix) = b.prefixes.enumerated().first(where: { a.prefixes.contains($0.element) }) else {
-                    continue
+            for p in b.prefixes {
+                for i in byPrefix[p] ?? [] where checkedFor[i] != j && !d.isFull {
+                    checkedFor[i] = j
+                    guard protos[i] == protos[j], let port = Self.sharedPort(ports[i], ports[j]) else { continue }
+                    let a = services[i].service
+                    guard let (n, prefix) = b.prefixes.enumerated().first(where: { a.prefixes.contains($0.element) }) else {
+                        continue
+                    }
+                    let what = a.proto == .icmp ? "icmp" : a.ports.isEmpty && b.ports.isEmpty
+                        ? "\(a.proto.rawValue) on every port" : "\(a.proto.rawValue) port \(port)"
+                    d.report(services[j].path.appending("prefixes").appending(index: n), .ambiguousService,
+                             "service '\(b.name)' and service '\(a.name)' (line \(d.line(of: services[i].path))) both match \(what) to \(prefix); make their prefixes, protocols or ports differ")
                 }
-                let what = a.proto == .icmp ? "icmp" : a.ports.isEmpty && b.ports.isEmpty
-                    ? "\(a.proto.rawValue) on every port" : "\(a.proto.rawValue) port \(port)"
-                d.report(services[j].path.appending("prefixes").appending(index: n), .ambiguousService,
-                         "service '\(b.name)' and service '\(a.name)' (line \(d.line(of: services[i].path))) both match \(what) to \(prefix); make their prefixes, protocols or ports differ")
             }
+            for p in b.prefixes { byPrefix[p, default: []].append(j) }
         }
     }
 
     /// The lowest port both lists match, or nil if they are disjoint (an empty list is every port).
     static func sharedPort(_ a: [Config.PortRange], _ b: [Config.PortRange]) -> UInt16? {
-        let all = [Config.PortRange(0, 65535)!]
-        let lhs = a.isEmpty ? all : a
-        let rhs = b.isEmpty ? all : b
+        if a.isEmpty { return b.isEmpty ? 0 : b.lazy.map(\.lower).min() }
+        if b.isEmpty { return a.lazy.map(\.lower).min() }
         var best: UInt16?
-        for x in lhs {
-            for y in rhs where x.overlaps(y) {
+        for x in a {
+            for y in b where x.overlaps(y) {
                 let p = max(x.lower, y.lower)
                 best = min(best ?? p, p)
             }

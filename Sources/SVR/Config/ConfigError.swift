@@ -66,6 +66,9 @@ public struct ConfigError: Error, Hashable, Sendable, CustomStringConvertible {
         case unreadable
         /// The bytes are not UTF-8 text (NUL bytes, invalid sequences).
         case notText
+        /// The file is beyond a bound of `Config.FileLimits` (size, line length, nesting
+        /// depth, number of tables, values or array elements); checked before parsing.
+        case limit
         /// TOML syntax error reported by the parser (line and column are the parser's).
         case syntax
         /// A value has the wrong TOML type (a string where an integer belongs, `[x]` for `[[x]]`).

@@ -9,6 +9,12 @@ final class ConfigDiagnostics {
     let fileName: String
     let index: TOMLLineIndex
     private(set) var errors: [ConfigError] = []
+    /// Errors found beyond `maxErrors` (counted, not kept: a file of thousands of mistakes
+    /// costs no more than one of a hundred).
+    private(set) var dropped = 0
+    static let maxErrors = Config.maxListedErrors
+
+    var isFull: Bool { errors.count >= Self.maxErrors }
 
     init(fileName: String, index: TOMLLineIndex) {
         self.fileName = fileName
@@ -16,10 +22,21 @@ final class ConfigDiagnostics {
     }
 
     func report(_ path: ConfigPath, _ kind: ConfigError.Kind, _ message: String) {
+        guard !isFull else {
+            dropped += 1
+            return
+        }
         errors.append(ConfigError(file: fileName, line: index.line(of: path), path: path, kind: kind, message: message))
     }
 
     func line(of path: ConfigPath) -> Int { index.line(of: path) }
+
+    /// Settings of a valid config that svrd does not act on (see `ConfigWarning`).
+    private(set) var warnings: [ConfigWarning] = []
+
+    func warn(_ path: ConfigPath, _ kind: ConfigWarning.Kind, _ message: String) {
+        warnings.append(ConfigWarning(file: fileName, line: index.line(of: path), path: path, kind: kind, message: message))
+    }
 }
 
 /// One TOML table being read, with the keys it may contain.
@@ -34,7 +51,7 @@ struct TableReader {
         self.path = path
         self.diagnostics = diagnostics
         for key in table.keys where !allowed.contains(key) {
-            let hint = Self.suggestion(for: key, among: allowed).map { "; did you mean '\($0)'?" } ?? ""
+            let hint = diagnostics.isFull ? "" : Self.suggestion(for: key, among: allowed).map { "; did you mean '\($0)'?" } ?? ""
             let what = path.segments.isEmpty ? "table" : "key"
             diagnostics.report(path.appending(key), .unknownKey, "unknown \(what) '\(key)'\(hint)")
         }
@@ -170,7 +187,9 @@ struct TableReader {
     }
 
     /// The closest of `candidates` to `word`, if it is close enough to be a plausible typo.
+    /// Long words and long lists get none (the work is bounded: at most 64 × 64 steps per candidate).
     static func suggestion(for word: String, among candidates: [String]) -> String? {
+        guard word.utf8.count <= 64, candidates.count <= 1000 else { return nil }
         let normalized = String(word.lowercased().map { $0 == "_" || $0 == " " ? "-" : $0 })
         var best: (String, Int)?
         for c in candidates {

@@ -13,7 +13,10 @@ struct TOMLLineIndex {
     /// - a table header with no key after its `[` or `[[` (`[` then newline, `#`, `=`...):
     ///   `parse_key` assumes a key character;
     /// - an array element starting with `}` or a non-ASCII character (U+2028...):
-    ///   `parse_value` assumes it is not a value terminator.
+    ///   `parse_value` assumes it is not a value terminator;
+    /// - a date, a space and one digit, then the value's end (`1979-05-27 0]`): `parse_value`
+    ///   takes it for the start of a date-time and assumes more of the time follows (found by
+    ///   the config fuzz target). A real date-time has `HH:MM` there, so this is never TOML.
     let malformed: (line: Int, column: Int, message: String)?
 
     /// Scans `text`. On valid TOML the scanner follows the structure exactly, so every header
@@ -75,6 +78,9 @@ private struct Scanner {
     }
 
     mutating func run() {
+        // toml++ skips a UTF-8 byte order mark; so must the scanner, or it would not see a
+        // malformed header on the first line (found by Fuzz/run.sh config).
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3 }
         while i < bytes.count {
             let start = i
             skipTrivia(newlines: true)
@@ -254,11 +260,43 @@ private struct Scanner {
                 if i == before { return }
             }
         default:
+            if Self.isCutDateTime(bytes, at: i) { flag("expected a time (HH:MM:SS) after the date and the space") }
             while let d = peek(), d != UInt8(ascii: ","), d != UInt8(ascii: "]"), d != UInt8(ascii: "}"),
                 d != Self.newline, d != Self.hash
             {
                 advance()
             }
+        }
+    }
+
+    /// ASCII characters that end a value for toml++ (whitespace, `]`, `}`, `,`, `#`).
+    static func endsValue(_ c: UInt8) -> Bool {
+        c == 0x20 || (c >= 0x09 && c <= 0x0D) || c == UInt8(ascii: "]") || c == UInt8(ascii: "}")
+            || c == UInt8(ascii: ",") || c == UInt8(ascii: "#")
+    }
+
+    /// Whether the value at `start` is what toml++'s number/date scan mistakes for a date-time
+    /// cut short: ten characters (underscores aside) with `-` at the fifth and eighth, a space,
+    /// one digit, then the end of the value. toml++ counts code points and takes non-ASCII
+    /// whitespace as a value end; both readings of a non-ASCII character are tried.
+    static func isCutDateTime(_ bytes: [UInt8], at start: Int) -> Bool {
+        guard start < bytes.count else { return false }
+        // Cheap first: the first ASCII value end must be the space.
+        var j = start
+        while j < bytes.count, j - start < 600, !endsValue(bytes[j]) { j += 1 }
+        guard j < bytes.count, bytes[j] == 0x20 else { return false }
+        let scalars = Array(String(decoding: bytes[start..<min(bytes.count, j + 8)], as: UTF8.self).unicodeScalars)
+        return [false, true].contains { nonASCIIEnds in
+            func ends(_ c: Unicode.Scalar) -> Bool { c.isASCII ? endsValue(UInt8(c.value)) : nonASCIIEnds }
+            var chars: [Unicode.Scalar] = []
+            var k = 0
+            while k < scalars.count, !ends(scalars[k]), chars.count <= 10 {
+                if scalars[k] != "_" { chars.append(scalars[k]) }
+                k += 1
+            }
+            guard chars.count == 10, chars[4] == "-", chars[7] == "-", k + 1 < scalars.count, scalars[k] == " ",
+                  ("0"..."9").contains(scalars[k + 1]) else { return false }
+            return k + 2 >= scalars.count || ends(scalars[k + 2])
         }
     }
 }
