@@ -120,21 +120,27 @@ extension Config {
         /// At most this many waypoint ports in use at once on this interface (default 50000, or
         /// the size of `portRange` when that is smaller).
         public let maxWaypoints: Int
+        /// The MTU of the paths through this interface; nil: the device's MTU (read when the
+        /// daemon starts), lowered per path by the underlay's ICMP "fragmentation needed".
+        public let mtu: Int?
 
         public init(name: String, address: IPAddress, externalAddress: IPAddress? = nil, neighborhood: String,
-                    portRange: PortRange?, maxWaypoints: Int) {
+                    portRange: PortRange?, maxWaypoints: Int, mtu: Int? = nil) {
             self.name = name
             self.address = address
             self.externalAddress = externalAddress
             self.neighborhood = neighborhood
             self.portRange = portRange
             self.maxWaypoints = maxWaypoints
+            self.mtu = mtu
         }
 
         /// The address peers send to: `externalAddress` if set, else `address`.
         public var publicAddress: IPAddress { externalAddress ?? address }
 
         public static let defaultMaxWaypoints = 50_000
+        /// The `mtu` a WAN interface may be given.
+        public static let mtuRange = 576...65535
     }
 
     /// An inclusive range of L4 ports ("16384-65534", or one port "443").

@@ -128,7 +128,7 @@ struct ConfigBuilder {
 
     // MARK: - [[interface]]
 
-    static let interfaceKeys = ["name", "address", "external-address", "neighborhood", "port-range", "max-waypoints"]
+    static let interfaceKeys = ["name", "address", "external-address", "neighborhood", "port-range", "max-waypoints", "mtu"]
 
     func buildInterfaces(lanDevice: String, lanAddress: IPAddress?) -> ([Config.Interface], complete: Bool) {
         let tables = root.tables("interface", allowed: Self.interfaceKeys)
@@ -149,6 +149,7 @@ struct ConfigBuilder {
                 }
                 maxWaypoints = explicit
             }
+            let mtu = t.int("mtu", range: Config.Interface.mtuRange)
             if let name {
                 names.append((name, t.path.appending("name")))
                 if name == lanDevice {
@@ -169,7 +170,7 @@ struct ConfigBuilder {
             }
             guard let name, let address, let neighborhood else { continue }
             out.append(Config.Interface(name: name, address: address, externalAddress: external, neighborhood: neighborhood,
-                                        portRange: range, maxWaypoints: maxWaypoints))
+                                        portRange: range, maxWaypoints: maxWaypoints, mtu: mtu))
         }
         checkUnique(names, what: "interface")
         checkUnique(addresses, what: "interface address")

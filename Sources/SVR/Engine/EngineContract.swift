@@ -34,6 +34,18 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     // bad input on the WAN side
     case notSVR, badMetadata, badVersion, unknownPeer, authenticationFailed, replay, noSession
     case decryptFailed
+    // path MTU and fragments (SVRRouter+MTU.swift)
+    /// A fragment out of bounds, overlapping one already received, or not a multiple of 8.
+    case fragmentInvalid
+    /// A datagram longer than reassembly takes.
+    case fragmentOversized
+    /// An incomplete datagram timed out or was evicted by a newer one.
+    case fragmentTimeout
+    /// A packet with DF larger than the peer path allows: an ICMP "fragmentation needed" went
+    /// back to the sender instead.
+    case tooBig
+    /// An ICMP error from the underlay that does not quote a packet of one of our sessions.
+    case icmpUnknownSession
 
     public var description: String {
         switch self {
@@ -55,6 +67,11 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .replay: "replay"
         case .noSession: "no-session"
         case .decryptFailed: "decrypt-failed"
+        case .fragmentInvalid: "fragment-invalid"
+        case .fragmentOversized: "fragment-oversized"
+        case .fragmentTimeout: "fragment-timeout"
+        case .tooBig: "too-big"
+        case .icmpUnknownSession: "icmp-unknown-session"
         }
     }
 }
@@ -72,6 +89,14 @@ public struct EngineCounters: Sendable, Equatable {
     public var wanSentBytes: UInt64 = 0
     public var sessionsCreated: UInt64 = 0
     public var sessionsExpired: UInt64 = 0
+    /// SVR fragments sent (pieces of packets larger than a peer path's MTU) and datagrams
+    /// put back together (LAN IP fragments and SVR fragments from peers).
+    public var fragmentsSent: UInt64 = 0
+    public var datagramsReassembled: UInt64 = 0
+    /// ICMP "fragmentation needed" sent to LAN senders, and path MTU reductions learned
+    /// from the underlay's ICMP.
+    public var tooBigSent: UInt64 = 0
+    public var pathMTUReductions: UInt64 = 0
     public var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
 
     public init() {}
@@ -85,6 +110,8 @@ public struct EngineCounters: Sendable, Equatable {
         wanReceivedPackets &+= o.wanReceivedPackets; wanReceivedBytes &+= o.wanReceivedBytes
         wanSentPackets &+= o.wanSentPackets; wanSentBytes &+= o.wanSentBytes
         sessionsCreated &+= o.sessionsCreated; sessionsExpired &+= o.sessionsExpired
+        fragmentsSent &+= o.fragmentsSent; datagramsReassembled &+= o.datagramsReassembled
+        tooBigSent &+= o.tooBigSent; pathMTUReductions &+= o.pathMTUReductions
         for i in drops.indices { drops[i] &+= o.drops[i] }
     }
 }

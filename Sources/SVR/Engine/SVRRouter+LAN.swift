@@ -7,7 +7,7 @@ extension SVRRouter {
     func lan(_ packet: inout PacketBuffer, _ now: EngineTime) -> Disposition {
         guard let layout = try? PacketLayout(parsing: packet) else { return .drop(.malformedPacket) }
         guard layout.family == .ipv4 else { return .drop(.unsupportedProtocol) }
-        guard layout.fragment == .unfragmented else { return .drop(.fragment) }
+        guard layout.fragment == .unfragmented else { return lanFragment(packet, now) }
         let proto = layout.proto
         guard proto == IPProtocolNumber.tcp || proto == IPProtocolNumber.udp || proto == IPProtocolNumber.icmp,
               layout.hasTransportHeader
@@ -109,12 +109,16 @@ extension SVRRouter {
         }
         let withMeta = e.flags & SessionExtra.fwdAck == 0 || e.flags & SessionExtra.signalEncrypted != 0
         let encrypt = e.flags & SessionExtra.encrypt != 0
+        let base = packet.slot + packet.offset
+        // A DF packet that cannot fit the path even without metadata (SVRRouter+MTU.swift).
+        let fits = peer.mtu - steadyOverhead(carriage, suite: e.suite, peer: peer)
+        if packet.count > fits && ld8(base, 6) & 0x40 != 0 { return tooBig(packet, mtu: fits) }
         if withMeta { e.flags &= ~SessionExtra.signalEncrypted }
         extras[i] = e
         // Save the original L4 header (it becomes the outer TCP header or the inner header).
-        let base = packet.slot + packet.offset
         let hdrLen = layout.l4HeaderLength
         hdrScratch.copyMemory(from: base + layout.l4Offset, byteCount: hdrLen)
+        if tcpFlags.contains(.syn) { clampMSS(hdrScratch, hdrLen, mss(peer: peer, carriage: carriage, suite: e.suite)) }
         // Seal the payload in place.
         guard let bodyLen = sealPayload(packet, layout, i, encrypt: encrypt, peer: peer) else { return .drop(.noHeadroom) }
         let metaLen = withMeta
@@ -132,11 +136,16 @@ extension SVRRouter {
         guard e.upPeer > 0, let wk = table.key(SessionIndex(rawValue: UInt32(i)), .wanFromUpstream) else { return .drop(.noSession) }
         let peer = peers[Int(e.upPeer) - 1]
         let carriage = Carriage(rawValue: e.upCarriage) ?? .nativeUDP
+        let base = packet.slot + packet.offset
+        let fits = peer.mtu - steadyOverhead(carriage, suite: e.suite, peer: peer)
+        if packet.count > fits && ld8(base, 6) & 0x40 != 0 { return tooBig(packet, mtu: fits) }
         e.flags |= SessionExtra.reverseSeen
         extras[i] = e
-        let base = packet.slot + packet.offset
         let hdrLen = layout.l4HeaderLength
         hdrScratch.copyMemory(from: base + layout.l4Offset, byteCount: hdrLen)
+        if layout.proto == IPProtocolNumber.tcp && ld8(hdrScratch, 13) & 0x02 != 0 {
+            clampMSS(hdrScratch, hdrLen, mss(peer: peer, carriage: carriage, suite: e.suite))
+        }
         guard let bodyLen = sealPayload(packet, layout, i, encrypt: e.flags & SessionExtra.encrypt != 0, peer: peer) else { return .drop(.noHeadroom) }
         let metaLen = e.flags & SessionExtra.revAck == 0 ? writeReverseMetadata(i, peer: peer) : 0
         guard metaLen >= 0 else { return .drop(.noHeadroom) }
