@@ -34,6 +34,15 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     // bad input on the WAN side
     case notSVR, badMetadata, badVersion, unknownPeer, authenticationFailed, replay, noSession
     case decryptFailed
+    // ICMP errors and TTL (SVRRouter+ICMP.swift)
+    /// An ICMP error whose quoted packet belongs to no session here.
+    case icmpUnknownSession
+    /// An ICMP error too short to hold a whole quoted IP header and 8 bytes after it.
+    case icmpTruncated
+    /// An ICMP error about an ICMP error or about a non-first fragment (never relayed).
+    case icmpUnquotable
+    /// A LAN packet that arrived with TTL 1 or 0 (answered with time exceeded when allowed).
+    case ttlExpired
 
     public var description: String {
         switch self {
@@ -55,6 +64,10 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .replay: "replay"
         case .noSession: "no-session"
         case .decryptFailed: "decrypt-failed"
+        case .icmpUnknownSession: "icmp-unknown-session"
+        case .icmpTruncated: "icmp-truncated"
+        case .icmpUnquotable: "icmp-unquotable"
+        case .ttlExpired: "ttl-expired"
         }
     }
 }
