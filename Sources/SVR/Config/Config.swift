@@ -62,20 +62,33 @@ extension Config {
         public let lanAddress: InterfaceAddress?
         /// MTU of the LAN TUN (default 1400, 576...9000).
         public let mtu: Int
+        /// What a LAN sender hears when its session is refused (default `.reject`).
+        public let refusedSessions: RefusedSessions
 
         public init(name: String, privateKey: PrivateKey, privateKeySource: PrivateKeySource, lanDevice: String,
-                    lanAddress: InterfaceAddress?, mtu: Int) {
+                    lanAddress: InterfaceAddress?, mtu: Int, refusedSessions: RefusedSessions = .reject) {
             self.name = name
             self.privateKey = privateKey
             self.privateKeySource = privateKeySource
             self.lanDevice = lanDevice
             self.lanAddress = lanAddress
             self.mtu = mtu
+            self.refusedSessions = refusedSessions
         }
 
         public static let defaultLANDevice = "svr0"
         public static let defaultMTU = 1400
         public static let mtuRange = 576...9000
+    }
+
+    /// `[router] refused-sessions`: the answer to a LAN packet whose session is refused (no
+    /// tenant, no service, tenant not allowed, no route).
+    public enum RefusedSessions: String, Sendable, Equatable, CaseIterable {
+        /// Drop and count; the sender hears nothing (waits for its own timeout).
+        case silent
+        /// Drop and count, and answer at once (rate-limited): a TCP RST for TCP, an ICMP
+        /// destination unreachable, code 13 (administratively prohibited) otherwise.
+        case reject
     }
 
     public enum PrivateKeySource: Sendable, Equatable {

@@ -95,7 +95,8 @@ struct ConfigBuilder {
 
     // MARK: - [router]
 
-    static let routerKeys = ["name", "private-key-file", "private-key", "lan-device", "lan-address", "mtu"]
+    static let routerKeys = ["name", "private-key-file", "private-key", "lan-device", "lan-address", "mtu",
+                             "refused-sessions"]
 
     func buildRouter() -> Config.Router? {
         guard let t = root.table("router", allowed: Self.routerKeys, required: true) else { return nil }
@@ -121,9 +122,10 @@ struct ConfigBuilder {
         let lanDevice = parsed(t, "lan-device", ConfigValues.deviceName) ?? Config.Router.defaultLANDevice
         let lanAddress = parsed(t, "lan-address", ConfigValues.interfaceAddress)
         let mtu = t.int("mtu", range: Config.Router.mtuRange) ?? Config.Router.defaultMTU
+        let refused = t.word("refused-sessions", as: Config.RefusedSessions.self) ?? .reject
         guard let name, let key, let source else { return nil }
         return Config.Router(name: name, privateKey: key, privateKeySource: source, lanDevice: lanDevice,
-                             lanAddress: lanAddress, mtu: mtu)
+                             lanAddress: lanAddress, mtu: mtu, refusedSessions: refused)
     }
 
     // MARK: - [[interface]]

@@ -44,8 +44,15 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     /// A packet with DF larger than the peer path allows: an ICMP "fragmentation needed" went
     /// back to the sender instead.
     case tooBig
-    /// An ICMP error from the underlay that does not quote a packet of one of our sessions.
+    // ICMP errors and TTL (SVRRouter+ICMP.swift; an underlay "fragmentation needed": +MTU)
+    /// An ICMP error whose quoted packet belongs to no session here.
     case icmpUnknownSession
+    /// An ICMP error too short to hold a whole quoted IP header and 8 bytes after it.
+    case icmpTruncated
+    /// An ICMP error about an ICMP error or about a non-first fragment (never relayed).
+    case icmpUnquotable
+    /// A LAN packet that arrived with TTL 1 or 0 (answered with time exceeded when allowed).
+    case ttlExpired
 
     public var description: String {
         switch self {
@@ -72,6 +79,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .fragmentTimeout: "fragment-timeout"
         case .tooBig: "too-big"
         case .icmpUnknownSession: "icmp-unknown-session"
+        case .icmpTruncated: "icmp-truncated"
+        case .icmpUnquotable: "icmp-unquotable"
+        case .ttlExpired: "ttl-expired"
         }
     }
 }

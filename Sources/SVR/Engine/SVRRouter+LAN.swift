@@ -13,6 +13,7 @@ extension SVRRouter {
               layout.hasTransportHeader
         else { return .drop(.unsupportedProtocol) }
         let base = packet.slot + packet.offset
+        if ld8(base, 8) <= 1 { return ttlExpired(&packet, now) }  // would die in the WAN: answer (SVRRouter+ICMP.swift)
         let tcpFlags = proto == IPProtocolNumber.tcp ? TCPFlags(rawValue: ld8(base, layout.l4Offset + 13)) : []
         let key = SessionKey(layout.tuple, side: .lan, zone: 0)
         if let hit = table.lookup(key) {
@@ -31,18 +32,20 @@ extension SVRRouter {
     func firstPacket(_ packet: inout PacketBuffer, _ layout: PacketLayout, _ tcpFlags: TCPFlags, _ now: EngineTime) -> Disposition {
         let proto = layout.proto
         let base = packet.slot + packet.offset
-        if proto == IPProtocolNumber.icmp && ld8(base, layout.l4Offset) != 8 { return .drop(.unsupportedProtocol) }
+        if proto == IPProtocolNumber.icmp && ld8(base, layout.l4Offset) != 8 { return lanICMP(&packet, layout, now) }
         prefetchNewSession()
         let tenant: TenantID, service: ServiceID
         switch classifier.classify(layout.tuple, interface: lanInterface, routes: lanRoutes, counters: &classifierCounters) {
         case .allowed(let t, let s): tenant = t; service = s
-        case .refused(.noTenant): return .drop(.noTenant)
-        case .refused(.noService): return .drop(.noService)
-        case .refused(.tenantNotAllowed): return .drop(.notAllowed)
-        case .refused(.noRoute): return .drop(.noRoute)
+        case .refused(.noTenant): return refuse(&packet, layout, tcpFlags, .noTenant, now)
+        case .refused(.noService): return refuse(&packet, layout, tcpFlags, .noService, now)
+        case .refused(.tenantNotAllowed): return refuse(&packet, layout, tcpFlags, .notAllowed, now)
+        case .refused(.noRoute): return refuse(&packet, layout, tcpFlags, .noRoute, now)
         }
         let svc = services[service.index]
-        guard case .peers(let list) = svc.route, let pi = list.first, let path = peers[pi].path else { return .drop(.noRoute) }
+        guard case .peers(let list) = svc.route, let pi = list.first, let path = peers[pi].path else {
+            return refuse(&packet, layout, tcpFlags, .noRoute, now)
+        }
         let peer = peers[pi]
         guard let carriage = Carriage.of(proto: proto, transport: peer.transport) else { return .drop(.unsupportedProtocol) }
         guard table.count < table.capacity else { return .drop(.sessionLimit) }

@@ -103,10 +103,13 @@ extension SVRRouter {
     /// next-hop MTU `mtu` toward its source, from its destination address.
     func tooBig(_ packet: PacketBuffer, mtu: Int) -> Disposition {
         let base = packet.slot + packet.offset
-        let quote = min(packet.count, 576 - 28)
-        guard let p = output.reserve(28 + quote) else { return .drop(.tooBig) }
-        let n = ICMPError.writeV4(p, type: 3, code: 4, word: UInt32(max(mtu, 68)), source: ld32(base, 16), destination: ld32(base, 12),
-                                  quoting: base, count: quote)
+        let offending = UnsafeRawBufferPointer(start: base, count: packet.count)
+        guard ICMPErrorBuilder.mayAnswer(offending), let p = output.reserve(ICMPErrorBuilder.maxLength) else { return .drop(.tooBig) }
+        guard let n = ICMPErrorBuilder.write(into: UnsafeMutableRawBufferPointer(start: p, count: ICMPErrorBuilder.maxLength),
+                                             type: ICMPv4.destinationUnreachable, code: ICMPv4.fragmentationNeeded,
+                                             nextHopMTU: UInt16(clamping: max(mtu, 68)), source: ld32(base, 16), destination: ld32(base, 12),
+                                             offending: offending, quoteData: ICMPErrorBuilder.maxLength)
+        else { return .drop(.tooBig) }
         output.commit(n, target: -1)
         counters.tooBigSent &+= 1
         return .drop(.tooBig)

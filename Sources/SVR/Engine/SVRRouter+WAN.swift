@@ -101,6 +101,13 @@ extension SVRRouter {
         let i = Int(hit.index.rawValue)
         var e = extras[i]
         let forward = hit.role == .wanFromUpstream
+        if let d = decoded, let location = d.icmpErrorLocation {
+            // A relayed ICMP error (SVRRouter+ICMP.swift).
+            guard Int(forward ? e.upPeer : e.downPeer) == pi + 1 else { return .drop(.unknownPeer) }
+            guard case .v4(let reporter) = location else { return .drop(.badMetadata) }
+            return icmpFromPeer(&packet, i, reporter: reporter.value, bodyStart: bodyStart + metaLen, bodyLen: bodyLen - metaLen,
+                                forward: forward, now)
+        }
         if forward {
             // Forward direction (we are egress or transit).
             guard Int(e.upPeer) == pi + 1 else { return .drop(.unknownPeer) }

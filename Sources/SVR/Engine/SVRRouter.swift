@@ -23,7 +23,7 @@
 // Files: this one (per-session state, construction, the PacketEngine entry points, expiry,
 // snapshots), +LAN (first packets and LAN packets of sessions), +WAN (packets from peers),
 // +Metadata (metadata blocks, control packets, assembly toward a peer), +Ciphers (keys, the
-// cipher caches).
+// cipher caches), +ICMP (ICMP errors relayed over sessions, TTL expiry, refused sessions).
 
 import Glibc
 
@@ -133,6 +133,8 @@ public final class SVRRouter: PacketEngine {
     var extras: UnsafeMutablePointer<SessionExtra>
     var generation: UInt32 = 0
     var counters = EngineCounters()
+    /// Generated ICMP answers: source address, refusal setting, rate limit (+ICMP).
+    var icmp: ICMPAnswers
     var classifierCounters = ClassifierCounters()
 
     // Scratch memory (owned, allocated once).
@@ -250,6 +252,7 @@ public final class SVRRouter: PacketEngine {
         wanReassembly = Reassembly(slots: 16, maxLength: 65535, prefix: 0, timeoutNanos: 5_000_000_000)
         output = OutputQueue()
         fragmentID = UInt32.random(in: 0...UInt32.max)
+        icmp = ICMPAnswers(config: config)
         localAddresses = config.interfaces.compactMap { if case .v4(let a) = $0.address { a.value } else { nil } }
 
         // Tenants and services.
