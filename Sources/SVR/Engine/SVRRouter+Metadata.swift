@@ -119,15 +119,11 @@ extension SVRRouter {
         if carriage != .nativeTCP {
             st16(np, 24, UInt16(total - 20))
         }
-        // Outer packets always carry DF: the underlay reports a smaller MTU instead of
-        // fragmenting (SVRRouter+MTU.swift); what does not fit goes as SVR fragments.
-        var outer = carry
-        outer.dontFragment = true
-        EngineWire.writeIPv4(np, totalLength: total, proto: carriage.wireProtocol, source: src.value, destination: dst.value, carry: outer)
+        EngineWire.writeIPv4(np, totalLength: total, proto: carriage.wireProtocol, source: src.value, destination: dst.value, carry: carry)
         EngineWire.finishL4Checksum(np, l4: 20, total: total, proto: carriage.wireProtocol)
         packet._offset += newStart
         packet._count = total
-        if total > peer.mtu { return fragmentToPeer(packet, peer: peer, interface: interface, now: now) }
+        if total > peer.mtu { return fragmentToPeer(packet, peer: peer, interface: interface, now: now) }  // SVRRouter+MTU.swift
         return .toWAN(interface: interface)
     }
 

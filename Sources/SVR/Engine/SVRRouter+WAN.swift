@@ -209,8 +209,7 @@ extension SVRRouter {
         let newStart = bodyStart - 20 - hdrLen
         guard newStart >= -packet.offset else { return .drop(.noHeadroom) }
         let np = base + newStart
-        var c = carry(packet)
-        c.dontFragment = false  // outer packets always have DF (SVRRouter+MTU.swift); the original's is not carried
+        let c = carry(packet)
         (np + 20).copyMemory(from: hdrScratch, byteCount: hdrLen)
         let total = 20 + hdrLen + payLen
         if carriage == .nativeTCP || carriage == .nativeUDP {
