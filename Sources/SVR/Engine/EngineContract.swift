@@ -203,8 +203,11 @@ public struct PeerView: Sendable, Equatable {
     /// "up", "down" or "unknown" (before path monitoring exists, "unknown").
     public var status: String
     public var sessions: Int
-    public init(name: String, waypoints: [String], transport: String, status: String, sessions: Int) {
+    /// The path's MTU now (SVRRouter+MTU.swift; 0: no path).
+    public var mtu: Int
+    public init(name: String, waypoints: [String], transport: String, status: String, sessions: Int, mtu: Int = 0) {
         self.name = name; self.waypoints = waypoints; self.transport = transport; self.status = status; self.sessions = sessions
+        self.mtu = mtu
     }
 }
 

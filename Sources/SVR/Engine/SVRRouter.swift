@@ -438,7 +438,8 @@ public final class SVRRouter: PacketEngine {
         }
         let pv = peers.map { p in
             PeerView(name: p.name, waypoints: p.waypoints.map { "\($0)" }, transport: p.transport.rawValue,
-                     status: p.path == nil ? "down" : "unknown", sessions: perPeer[p.index])
+                     status: p.path == nil ? "down" : "unknown", sessions: perPeer[p.index],
+                     mtu: p.path == nil ? 0 : p.mtu)
         }
         let sv = services.enumerated().map { (i, s) in
             let route: String
