@@ -117,7 +117,7 @@ struct EngineMTUTests {
         Self.noDF(&big)
         #expect(net.sendLAN("A", big) == .consumed)
         #expect(net.wire.count >= 2 && net.wire.allSatisfy { $0.bytes.count <= 1280 }, "pieces \(net.wire.map(\.bytes.count))")
-        #expect(net.wire.allSatisfy { $0.bytes[6] & 0x40 == 0 }, "pieces keep the original's DF bit (none)")
+        #expect(net.wire.allSatisfy { $0.bytes[6] & 0x40 != 0 }, "pieces carry DF (the original had none)")
         let got = try #require(net.lan["B"]?.last)
         #expect(got == big && Pkt.checksumsValid(got))
         #expect(net.counters("B").datagramsReassembled == 1 && net.counters("A").fragmentsSent == UInt64(net.wire.count))

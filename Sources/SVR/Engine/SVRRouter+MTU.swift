@@ -20,8 +20,8 @@
 //   waypoint ports, a metadata header whose header section holds the fragment TLV, a piece
 //   of the whole outer packet, the HMAC trailer). The peer checks each piece's HMAC before
 //   storing it and processes the reassembled outer packet like any other.
-// - Outer packets (and SVR fragments) keep the original's DF bit, so the delivered packet is
-//   the original one. For DF packets (TCP, and UDP of Linux senders by default) the underlay
+// - Outer packets keep the original's DF bit, so the delivered packet is the original one;
+//   SVR fragments always carry DF (the original's DF is in the reassembled packet). For DF packets (TCP, and UDP of Linux senders by default) the underlay
 //   reports a smaller MTU with ICMP; such an ICMP quoting one of our sessions' packets lowers
 //   the peer path's MTU (never below `minPathMTU`) for `learnedMTULifetime`. A packet
 //   without DF that a smaller, not yet learned link fragments arrives in outer IP fragments,
@@ -134,8 +134,10 @@ extension SVRRouter {
         let sp = ld16(base, 20), dp = ld16(base, 22)
         let originalID = ld16(base, 4)
         let originalDF: UInt16 = ld16(base, 6) & 0x4000
-        let carry = IPv4Carry(tos: ld8(base, 1), identification: UInt16(truncatingIfNeeded: ext), dontFragment: originalDF != 0,
-                              ttl: ld8(base, 8))
+        // Pieces always carry DF (the original's travels in the fragment TLV and in the
+        // reassembled packet's own header): the underlay reports a smaller MTU instead of
+        // fragmenting them.
+        let carry = IPv4Carry(tos: ld8(base, 1), identification: UInt16(truncatingIfNeeded: ext), dontFragment: true, ttl: ld8(base, 8))
         var offset = 0
         while offset < total {
             let n = min(chunk, total - offset)
