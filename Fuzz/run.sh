@@ -4,6 +4,7 @@
 #   Fuzz/run.sh TARGET SECONDS [libFuzzer options...]
 #   Fuzz/run.sh metadata 600
 #   Fuzz/run.sh receive 600
+#   Fuzz/run.sh reassembly 300
 #
 # Each target is one swiftc invocation over the Swift sources it needs plus its harness in
 # Fuzz/TARGET/, built with -sanitize=fuzzer,address into .build-fuzz/TARGET (outside the
@@ -23,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ $# -lt 2 ]]; then
-    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata, receive)" >&2
+    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata, receive, reassembly)" >&2
     exit 2
 fi
 target=$1
@@ -52,8 +53,12 @@ receive)
              Sources/SVR/Crypto/*.swift Fuzz/receive/*.swift)
     flags=(-I Sources/COpenSSL -lcrypto)
     ;;
+reassembly)
+    sources=(Sources/SVR/Common/*.swift Sources/SVR/Packet/*.swift Sources/SVR/Session/*.swift Sources/SVR/Engine/EngineContract.swift
+             Sources/SVR/Engine/Reassembly.swift Fuzz/reassembly/*.swift)
+    ;;
 *)
-    echo "unknown fuzz target '$target' (targets: metadata, receive)" >&2
+    echo "unknown fuzz target '$target' (targets: metadata, receive, reassembly)" >&2
     exit 2
     ;;
 esac
@@ -62,7 +67,7 @@ bin=.build-fuzz/$target
 out=fuzz-out/$target
 mkdir -p .build-fuzz "$out/corpus" "Fuzz/corpus/$target"
 
-if [[ $target == receive ]]; then
+if [[ $target == receive || $target == reassembly ]]; then
     # CShim (the C helpers the crypto code calls: HMAC, prefetch) for swiftc: a module map over
     # its umbrella header, and hmac.c compiled with the same sanitizers.
     cshim=.build-fuzz/cshim

@@ -39,6 +39,17 @@ struct E2EMTUTests {
         print(c.recv(100).decode())
         """
 
+    /// UDP echo on port 9001 with DF off (IP_PMTUDISC_DONT) for its replies too.
+    static let echoScript = """
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER = IP_PMTUDISC_DONT
+        s.bind(("0.0.0.0", 9001))
+        while True:
+            data, peer = s.recvfrom(65535)
+            s.sendto(data, peer)
+        """
+
     /// UDP datagrams of the given sizes with DF off (IP_PMTUDISC_DONT): each must come back
     /// whole from the echo server (3 tries of 1 s). Prints "ok" or what failed.
     static let bigUDPScript = """
@@ -50,7 +61,7 @@ struct E2EMTUTests {
         for size in [int(x) for x in sys.argv[2].split(",")]:
             msg = os.urandom(size)
             for _ in range(3):
-                s.sendto(msg, (sys.argv[1], 9000))
+                s.sendto(msg, (sys.argv[1], 9001))
                 try:
                     if s.recvfrom(65535)[0] == msg: break
                 except socket.timeout:
@@ -99,7 +110,9 @@ struct E2EMTUTests {
         try writeFile("\(scripts)/upload.py", Self.uploadScript)
         try writeFile("\(scripts)/bigudp.py", Self.bigUDPScript)
         try writeFile("\(scripts)/df.py", Self.dfScript)
+        try writeFile("\(scripts)/echo.py", Self.echoScript)
         try lab.helper(lab.server, "\(python3) \(scripts)/sink.py", name: "sink")
+        try lab.helper(lab.server, "\(python3) \(scripts)/echo.py", name: "echo-df-off")
         let want = try lab.makeBlob("blob10", megabytes: 10)
         try waitUntil(10, "TCP sink") {
             lab.server.sh("\(python3) -c \"import socket; socket.create_connection(('\(Addr.server)', 9100), 1)\"").status == 0
