@@ -75,14 +75,20 @@ final class E2ELab {
     private var publicKeys: [String] = []
     private var closed = false
 
-    /// Builds the namespaces and links (daemons are started by `start()`).
+    /// Rewrites router i's TOML before it is written (nil: the standard config).
+    let configEdit: (@Sendable (Int, String) -> String)?
+
+    /// Builds the namespaces and links (daemons are started by `start()`). `configEdit`
+    /// may change each router's config (e.g. a service's policy) before it is checked.
     /// - Parameter midLink: split the WAN router in two joined by a link of its own (two
     ///   routers only): its MTU (`setPathMTU`) constrains the path while every router's own
     ///   WAN device keeps MTU 1500, as on the internet.
-    init(routers count: Int = 2, transport: Transport = .native, midLink: Bool = false) throws {
+    init(routers count: Int = 2, transport: Transport = .native, midLink: Bool = false,
+         configEdit: (@Sendable (Int, String) -> String)? = nil) throws {
         precondition(count >= 2 && (!midLink || count == 2))
         _ = staleLabsReaped
         self.transport = transport
+        self.configEdit = configEdit
         var made: [TestNamespace] = []
         // If anything below fails, the namespaces made so far go away with their deinit.
         client = try TestNamespace("ec"); made.append(client)
@@ -152,7 +158,7 @@ final class E2ELab {
         }
         for i in routers.indices {
             let path = configPath(i)
-            try writeFile(path, config(i))
+            try writeFile(path, configEdit.map { $0(i, config(i)) } ?? config(i))
             let check = shell("\(svrdBinary) check --config \(path)")
             guard check.status == 0 else { throw TestSupportError("svrd check \(path):\n\(check.output)") }
         }

@@ -94,9 +94,8 @@ struct E2ETests {
 
         // Metadata (spec §2.5): only on the first packets of each direction of a session.
         // (Path monitoring on UDP 1280 is not a session and is left out, see flows(_:).)
-        // A TCP session may carry it once more on the client's first data packet: adaptive
-        // encryption signals its decision there (TLV 11, a changed security action, §2.6),
-        // so "first packets" means the first 8 of a direction, at most 4 of them.
+        // "First packets" means the first 8 of a direction, at most 4 of them (a
+        // retransmitted first packet carries it again).
         let sessions = flows(ip)
         #expect(ip.contains { $0.hasMetadata }, "no packet carries SVR metadata")
         for (flow, list) in sessions where list.count >= 5 {

@@ -39,9 +39,14 @@ import Testing
         let bob = try X25519PrivateKey(bytes: Self.bobPrivate)
         let ab = try PeerKeys(privateKey: alice, peerPublicKey: bob.publicKey)
         let ba = try PeerKeys(privateKey: bob, peerPublicKey: alice.publicKey)
-        #expect(ab == ba)
+        #expect(ab.metadataKey == ba.metadataKey && ab.hmacKey == ba.hmacKey)
         #expect(hexString(ab.metadataKey.bytes) == "f25af0216bddaeee5bbac04124149b972f1a4ded03cec64ed7c3e261e8d6b4f3")
         #expect(hexString(ab.hmacKey.bytes) == "3968b7a5cabc775a3cdc35d6e8b4ab9d69789603c1098ebc4596eca297a12859")
+        // Per-sender trailer keys (direction binding): alice's send key is bob's receive key.
+        #expect(hexString(ab.hmacSendKey.bytes) == "7b606abd16e81fc6198094efdcf68b9ab8b267956e41e2fa1dca606c6b581778")
+        #expect(hexString(ab.hmacReceiveKey.bytes) == "3a1e190672ed5c6cacc564a30e7def8ad1d81a3791ac7a27e00c4c09c7599472")
+        #expect(ab.hmacSendKey == ba.hmacReceiveKey && ab.hmacReceiveKey == ba.hmacSendKey)
+        #expect(ab.hmacSendKey != ab.hmacReceiveKey && ab.hmacSendKey != ab.hmacKey)
     }
 
     @Test func generatedKeysDeriveDistinctPairKeys() throws {
@@ -49,7 +54,8 @@ import Testing
         let b = try X25519PrivateKey.generate()
         let c = try X25519PrivateKey.generate()
         let ab = try PeerKeys(privateKey: a, peerPublicKey: b.publicKey)
-        #expect(ab == (try PeerKeys(privateKey: b, peerPublicKey: a.publicKey)))
+        let ba = try PeerKeys(privateKey: b, peerPublicKey: a.publicKey)
+        #expect(ab.metadataKey == ba.metadataKey && ab.hmacKey == ba.hmacKey && ab.hmacSendKey == ba.hmacReceiveKey)
         let ac = try PeerKeys(privateKey: a, peerPublicKey: c.publicKey)
         let cb = try PeerKeys(privateKey: c, peerPublicKey: b.publicKey)
         #expect(ab.metadataKey != ac.metadataKey && ab.hmacKey != ac.hmacKey)

@@ -63,7 +63,7 @@ public struct MetadataSectionCipher: ~Copyable {
         let base = start + headerLength
         let padded = sealed - 16
         try CBCEngine.encrypt(encrypt, chain: sealChain, base, plaintextLength: n, padded: padded, iv: base + padded,
-                              pool: pool, poolOffset: &poolOffset)
+                              pool: pool, poolOffset: &poolOffset, sequence: nil)
         block.storeBytes(of: UInt16(sealed).bigEndian, toByteOffset: 10, as: UInt16.self)
         return sealed
     }

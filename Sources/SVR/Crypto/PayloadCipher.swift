@@ -126,9 +126,12 @@ public struct PayloadCipher: ~Copyable {
     /// (the caller's per-session state, advanced here) instead of this cipher's own counter,
     /// so a session keeps one nonce sequence whichever cached cipher seals its packets.
     /// The caller must never present the same nonce twice for one key. Other suites ignore it.
+    ///
+    /// AES-CBC uses the sequence too: the IV becomes AES-256(K, prefix ‖ counter ‖ "svr1")
+    /// (see ReplayGuard.swift), which `open(inPlace:sealedLength:sequence:)` recovers.
     public mutating func seal(inPlace buffer: UnsafeMutableRawBufferPointer, plaintextLength n: Int,
                               nonce: inout GCMNonceSequence) throws(CryptoError) -> Int {
-        guard suite == .aes256Gcm else { return try seal(buffer, n, nonce: nil) }
+        guard suite != .none else { return try seal(buffer, n, nonce: nil) }
         nonce.counter &+= 1
         return try seal(buffer, n, nonce: (nonce.prefix, nonce.counter))
     }
@@ -144,7 +147,7 @@ public struct PayloadCipher: ~Copyable {
             let padded = total - 32
             let iv = base + padded
             try CBCEngine.encrypt(e.encrypt, chain: e.encChain, base, plaintextLength: n, padded: padded,
-                                  iv: iv, pool: e.ivPool, poolOffset: &ivOffset)
+                                  iv: iv, pool: e.ivPool, poolOffset: &ivOffset, sequence: explicit)
             try e.mac.sign(iv, 16, base, padded, tag: iv + 16, tagLength: 16)
             return total
         case .gcm(let e):
@@ -181,6 +184,22 @@ public struct PayloadCipher: ~Copyable {
     ///   padding is bad under a valid tag); `.openSSL` if OpenSSL fails. After a throw the
     ///   buffer content is unspecified (never unauthenticated plaintext): drop the packet.
     public mutating func open(inPlace buffer: UnsafeMutableRawBufferPointer, sealedLength: Int) throws(CryptoError) -> Int {
+        var ignored = PayloadSequence()
+        return try open(inPlace: buffer, sealedLength: sealedLength, sequence: &ignored, decodeSequence: false)
+    }
+
+    /// Opens like `open(inPlace:sealedLength:)` and returns the sender's sequence in
+    /// `sequence`: the GCM nonce, or the plaintext block of an AES-CBC IV (one more block
+    /// decryption); `known` is false for a CBC IV whose check bytes do not match (a sender
+    /// that draws IVs at random) and for the suite none.
+    public mutating func open(inPlace buffer: UnsafeMutableRawBufferPointer, sealedLength: Int,
+                              sequence: inout PayloadSequence) throws(CryptoError) -> Int {
+        try open(inPlace: buffer, sealedLength: sealedLength, sequence: &sequence, decodeSequence: true)
+    }
+
+    private mutating func open(inPlace buffer: UnsafeMutableRawBufferPointer, sealedLength: Int,
+                               sequence: inout PayloadSequence, decodeSequence: Bool) throws(CryptoError) -> Int {
+        sequence.known = false
         let len = sealedLength
         guard len >= 0, len <= buffer.count else { throw .malformedInput(length: len) }
         guard let base = buffer.baseAddress, suite != .none else {
@@ -196,6 +215,9 @@ public struct PayloadCipher: ~Copyable {
             let iv = base + padded
             guard try e.mac.check(iv, 16, base, padded, tag: iv + 16, tagLength: 16) else {
                 throw .authenticationFailed
+            }
+            if decodeSequence {
+                try CBCEngine.decodeIV(e.decrypt, chain: e.decChain, iv: iv, scratch: e.scratch, into: &sequence)
             }
             try CBCEngine.decrypt(e.decrypt, chain: e.decChain, base, padded: padded, iv: iv)
             guard let plain = CBCEngine.unpad(base, padded: padded) else { throw .malformedInput(length: len) }
@@ -217,6 +239,9 @@ public struct PayloadCipher: ~Copyable {
                 OpenSSLSys.clearErrors()
                 throw .authenticationFailed
             }
+            sequence = PayloadSequence(prefix: UInt32(bigEndian: nonce.loadUnaligned(as: UInt32.self)),
+                                       counter: UInt64(bigEndian: nonce.loadUnaligned(fromByteOffset: 4, as: UInt64.self)),
+                                       known: true)
             return n
         }
     }
@@ -376,6 +401,8 @@ struct CBCEngine: ~Copyable {
     /// IV of its last init): 16 bytes each, after the IV pool.
     var encChain: UnsafeMutableRawPointer { ivPool + Self.poolSize }
     var decChain: UnsafeMutableRawPointer { ivPool + Self.poolSize + 16 }
+    /// 16 bytes for an IV's plaintext block (sequenced IVs), after the chains.
+    var scratch: UnsafeMutableRawPointer { ivPool + Self.poolSize + 32 }
     /// 16 zero bytes (a literal in the binary).
     static var zeroBlock: UnsafeRawPointer {
         UnsafeRawPointer(("\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0" as StaticString).utf8Start)
@@ -406,15 +433,32 @@ struct CBCEngine: ~Copyable {
     @inline(__always)
     static func encrypt(_ ctx: borrowing CipherContext, chain: UnsafeMutableRawPointer, _ base: UnsafeMutableRawPointer,
                         plaintextLength n: Int, padded: Int, iv: UnsafeMutableRawPointer,
-                        pool: UnsafeMutableRawPointer, poolOffset: inout Int) throws(CryptoError) {
+                        pool: UnsafeMutableRawPointer, poolOffset: inout Int, sequence: (UInt32, UInt64)?) throws(CryptoError) {
         (base + n).initializeMemory(as: UInt8.self, repeating: UInt8(padded - n), count: padded - n)
-        if poolOffset == poolSize {
-            try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: pool, count: poolSize))
-            poolOffset = 0
+        if let sequence {
+            let (prefix, counter) = sequence
+            // IV = AES(K, prefix ‖ counter ‖ check): encrypt that block ⊕ chain on the chained
+            // context in place at `iv`; the chain is then the IV itself, so the first payload
+            // block needs no correction.
+            iv.storeBytes(of: prefix.bigEndian, as: UInt32.self)
+            iv.storeBytes(of: counter.bigEndian, toByteOffset: 4, as: UInt64.self)
+            iv.storeBytes(of: PayloadSequence.cbcCheck.bigEndian, toByteOffset: 12, as: UInt32.self)
+            xor16(iv, chain, zeroBlock)
+            do throws(CryptoError) {
+                _ = try ctx.update(iv, count: 16, op: .encrypt)
+            } catch {
+                resynchronise(ctx, chain: chain)
+                throw error
+            }
+        } else {
+            if poolOffset == poolSize {
+                try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: pool, count: poolSize))
+                poolOffset = 0
+            }
+            iv.copyMemory(from: pool + poolOffset, byteCount: 16)
+            poolOffset += 16
+            xor16(base, chain, iv)
         }
-        iv.copyMemory(from: pool + poolOffset, byteCount: 16)
-        poolOffset += 16
-        xor16(base, chain, iv)
         do throws(CryptoError) {
             _ = try ctx.update(base, count: padded, op: .encrypt)
         } catch {
@@ -422,6 +466,27 @@ struct CBCEngine: ~Copyable {
             throw error
         }
         chain.copyMemory(from: base + padded - 16, byteCount: 16)
+    }
+
+    /// Recovers the plaintext block of a sequenced IV: decrypts the IV (copied to `scratch`)
+    /// on the chained context, so the chain becomes the IV and the payload that follows
+    /// decrypts with it as `decrypt` expects.
+    @inline(__always)
+    static func decodeIV(_ ctx: borrowing CipherContext, chain: UnsafeMutableRawPointer, iv: UnsafeRawPointer,
+                         scratch: UnsafeMutableRawPointer, into sequence: inout PayloadSequence) throws(CryptoError) {
+        scratch.copyMemory(from: iv, byteCount: 16)
+        do throws(CryptoError) {
+            _ = try ctx.update(scratch, count: 16, op: .decrypt)
+        } catch {
+            resynchronise(ctx, chain: chain)
+            throw error
+        }
+        xor16(scratch, chain, zeroBlock)
+        chain.copyMemory(from: iv, byteCount: 16)
+        let check = UInt32(bigEndian: scratch.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        sequence = PayloadSequence(prefix: UInt32(bigEndian: scratch.loadUnaligned(as: UInt32.self)),
+                                   counter: UInt64(bigEndian: scratch.loadUnaligned(fromByteOffset: 4, as: UInt64.self)),
+                                   known: check == PayloadSequence.cbcCheck)
     }
 
     /// The inverse of `encrypt`: decrypts `padded` bytes at `base` in place (IV at `iv`),
@@ -459,8 +524,8 @@ struct CBCEngine: ~Copyable {
         let enc = try CipherContext(cipher: "AES-256-CBC", key: encKey, encrypt: true)
         let dec = try CipherContext(cipher: "AES-256-CBC", key: encKey, encrypt: false)
         let mac = try MacContext(digest: "SHA256", key: macKey)
-        let pool = UnsafeMutableRawPointer.allocate(byteCount: Self.poolSize + 32, alignment: 64)
-        pool.initializeMemory(as: UInt8.self, repeating: 0, count: Self.poolSize + 32)  // chains: zero
+        let pool = UnsafeMutableRawPointer.allocate(byteCount: Self.poolSize + 48, alignment: 64)
+        pool.initializeMemory(as: UInt8.self, repeating: 0, count: Self.poolSize + 48)  // chains, scratch: zero
         do throws(CryptoError) {
             try OpenSSLSys.randomBytes(UnsafeMutableRawBufferPointer(start: pool, count: Self.poolSize))
             try enc.setIV(Self.zeroBlock)

@@ -10,6 +10,13 @@
 // the session keys of TLV 46) and "packet-hmac" (the §6.3 trailer). Different pairs have
 // different shared secrets and salts, so no two pairs share a key, and the two purposes
 // never share a key.
+//
+// Direction binding: the §6.3 trailer of svrd ↔ svrd packets is keyed per sender:
+//   senderKey(pub) = HKDF-SHA256(ikm: shared, salt: salt,
+//                                info: "svrd peer key v1" ‖ 0x00 ‖ "packet-hmac-sender" ‖ 0x00 ‖ pub)
+// `hmacSendKey` = senderKey(our public key), `hmacReceiveKey` = senderKey(theirs): a packet
+// one router signed never verifies at that router, so a packet reflected back to its sender
+// (addresses and ports swapped) is refused. The pair's `hmacKey` stays for spec tests and tools.
 
 /// An X25519 public key (32 bytes), configured for each peer as base64.
 public struct X25519PublicKey: Sendable, Hashable, CustomStringConvertible {
@@ -67,6 +74,10 @@ public struct PeerKeys: Sendable, Equatable {
     public let metadataKey: SymmetricKey
     /// Keys the §6.3 packet HMAC trailer on this peer's paths (`PacketAuthenticator`).
     public let hmacKey: SymmetricKey
+    /// Keys the trailers this router sends to the peer (bound to our public key).
+    public let hmacSendKey: SymmetricKey
+    /// Keys the trailers this router accepts from the peer (bound to the peer's public key).
+    public let hmacReceiveKey: SymmetricKey
 
     static let label = Array("svrd peer key v1".utf8)
 
@@ -77,11 +88,13 @@ public struct PeerKeys: Sendable, Equatable {
         let ours = privateKey.publicKey.bytes
         let theirs = peerPublicKey.bytes
         let salt = ours.lexicographicallyPrecedes(theirs) ? ours + theirs : theirs + ours
-        func derive(_ purpose: String) throws(CryptoError) -> SymmetricKey {
+        func derive(_ purpose: String, _ context: [UInt8] = []) throws(CryptoError) -> SymmetricKey {
             try SymmetricKey(bytes: OpenSSLSys.hkdfSHA256(
-                ikm: shared, salt: salt, info: Self.label + [0] + Array(purpose.utf8), count: 32))
+                ikm: shared, salt: salt, info: Self.label + [0] + Array(purpose.utf8) + context, count: 32))
         }
         metadataKey = try derive("metadata-encryption")
         hmacKey = try derive("packet-hmac")
+        hmacSendKey = try derive("packet-hmac-sender", [0] + ours)
+        hmacReceiveKey = try derive("packet-hmac-sender", [0] + theirs)
     }
 }

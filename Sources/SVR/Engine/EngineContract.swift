@@ -53,6 +53,11 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case icmpUnquotable
     /// A LAN packet that arrived with TTL 1 or 0 (answered with time exceeded when allowed).
     case ttlExpired
+    // session policy
+    /// Forward metadata asked for a weaker payload suite than this router's policy for the
+    /// service (order: none < aes-cbc-hmac = aes-gcm), or a payload arrived in clear in a
+    /// direction this router's policy does not allow to be clear.
+    case weakerEncryption
 
     public var description: String {
         switch self {
@@ -82,6 +87,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .icmpTruncated: "icmp-truncated"
         case .icmpUnquotable: "icmp-unquotable"
         case .ttlExpired: "ttl-expired"
+        case .weakerEncryption: "weaker-encryption"
         }
     }
 }
@@ -140,8 +146,15 @@ public struct SessionView: Sendable, Equatable {
     public var waypoint: FiveTuple
     /// "native" (TCP as TCP) or "udp" (UDP transform).
     public var transport: String
-    /// The payload cipher suite in use ("aes-cbc-hmac", "aes-gcm", "none").
+    /// The payload protection as it went on the wire, as one word: the suite when both
+    /// directions agree ("aes-cbc-hmac", "aes-gcm", "none", "pending"), else
+    /// "FORWARD/REVERSE" (e.g. "none/aes-cbc-hmac").
     public var encryption: String
+    /// Per direction (forward: client → server; reverse): "aes-cbc-hmac" or "aes-gcm"
+    /// (sealed), "none" (clear), "pending" (no payload yet: adaptive encryption has not
+    /// decided), "relayed" (a transit router passes the payload through unopened).
+    public var forwardEncryption: String
+    public var reverseEncryption: String
     public var state: String
     public var forwardPackets: UInt64, forwardBytes: UInt64
     public var reversePackets: UInt64, reverseBytes: UInt64
@@ -150,13 +163,16 @@ public struct SessionView: Sendable, Equatable {
 
     public init(
         uuid: String, role: Role, tenant: String, service: String, peer: String, original: FiveTuple,
-        waypoint: FiveTuple, transport: String, encryption: String, state: String,
+        waypoint: FiveTuple, transport: String, encryption: String, forwardEncryption: String? = nil,
+        reverseEncryption: String? = nil, state: String,
         forwardPackets: UInt64, forwardBytes: UInt64, reversePackets: UInt64, reverseBytes: UInt64,
         ageSeconds: Double, idleSeconds: Double
     ) {
         self.uuid = uuid; self.role = role; self.tenant = tenant; self.service = service; self.peer = peer
         self.original = original; self.waypoint = waypoint; self.transport = transport
         self.encryption = encryption; self.state = state
+        self.forwardEncryption = forwardEncryption ?? encryption
+        self.reverseEncryption = reverseEncryption ?? encryption
         self.forwardPackets = forwardPackets; self.forwardBytes = forwardBytes
         self.reversePackets = reversePackets; self.reverseBytes = reverseBytes
         self.ageSeconds = ageSeconds; self.idleSeconds = idleSeconds

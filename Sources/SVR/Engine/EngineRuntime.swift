@@ -54,8 +54,11 @@ final class PeerRuntime {
     let nameBytes: [UInt8]
     let transport: Config.Transport
     let waypoints: [IPAddress]
-    /// §6.3 trailer, time-based, HMAC-SHA256-128, keyed with the pair's HMAC key.
+    /// §6.3 trailer, time-based, HMAC-SHA256-128, on packets we send: keyed with our sender
+    /// key of the pair (`PeerKeys.hmacSendKey`, direction binding).
     var auth: PacketAuthenticator
+    /// Verifies the trailers of packets from the peer (its sender key, `hmacReceiveKey`).
+    var authIn: PacketAuthenticator
     /// Seals/opens metadata payload-TLV sections to and from this peer (AES-256-CBC, O6).
     var meta: MetadataSectionCipher
     /// The first reachable (local interface, remote waypoint) pair; nil when none.
@@ -78,7 +81,8 @@ final class PeerRuntime {
         nameBytes = Array(peer.name.utf8)
         transport = peer.transport
         waypoints = peer.waypoints.map(\.address)
-        auth = try PacketAuthenticator(key: keys.hmacKey, algorithm: .sha256_128, mode: .timeBased)
+        auth = try PacketAuthenticator(key: keys.hmacSendKey, algorithm: .sha256_128, mode: .timeBased)
+        authIn = try PacketAuthenticator(key: keys.hmacReceiveKey, algorithm: .sha256_128, mode: .timeBased)
         meta = try MetadataSectionCipher(key: keys.metadataKey)
     }
 }

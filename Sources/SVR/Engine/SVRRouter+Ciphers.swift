@@ -28,22 +28,27 @@ extension SVRRouter {
         for line in stride(from: 0, to: MemoryLayout<SessionExtra>.size, by: 64) { Prefetch.line(p + line) }
     }
 
-    /// Fresh random subkeys for a new session of `suite` into `e`, and the start of its GCM
-    /// nonce sequence (from a pool refilled by RAND_bytes, 4 KiB at a time); false if the
-    /// CSPRNG fails.
-    func drawSessionKeys(_ e: inout SessionExtra, suite: CipherSuite) -> Bool {
+    /// Fresh random subkeys for a new session of `suite` into `e` (none for `.none`), and the
+    /// start of its sending sequence (from a pool refilled by RAND_bytes, 4 KiB at a time);
+    /// false if the CSPRNG fails.
+    func drawSessionKeys(_ e: inout SessionExtra, suite: CipherSuite, reverse: Bool) -> Bool {
+        guard suite != .none else { return drawSealNonce(&e, reverse: reverse) }
         guard let p = drawRandom(suite.subkeyLength) else { return false }
         withUnsafeMutableBytes(of: &e) { x in
             (x.baseAddress! + SessionExtra.keyOffset).copyMemory(from: p, byteCount: suite.subkeyLength)
         }
         p.initializeMemory(as: UInt8.self, repeating: 0, count: suite.subkeyLength)  // used key bytes never stay in the pool
-        return drawSealNonce(&e)
+        return drawSealNonce(&e, reverse: reverse)
     }
 
-    /// Starts the session's GCM nonce sequence at 12 random bytes.
-    func drawSealNonce(_ e: inout SessionExtra) -> Bool {
-        guard let p = drawRandom(12) else { return false }
-        e.sealNonce = GCMNonceSequence(random: p)
+    /// Starts the session's sending sequence (ReplayGuard.swift): a random prefix whose top
+    /// bit is the direction (set for reverse, the egress's), and the counter at the wall
+    /// clock in nanoseconds, so a sender that re-creates its state under the same key
+    /// continues above its old sequence and the two directions never share a GCM nonce.
+    func drawSealNonce(_ e: inout SessionExtra, reverse: Bool) -> Bool {
+        guard let p = drawRandom(4) else { return false }
+        let r = p.loadUnaligned(as: UInt32.self) & ~PayloadSequence.reverseBit
+        e.sealNonce = GCMNonceSequence(prefix: reverse ? r | PayloadSequence.reverseBit : r, counter: PayloadSequence.start())
         return true
     }
 

@@ -261,12 +261,6 @@ extension SVRRouter {
                 let slot = try cipherSlot(i, sealing: false)
                 n = try slot.cipher.open(inPlace: UnsafeMutableRawBufferPointer(start: body, count: bodyLen), sealedLength: bodyLen)
             } catch { return .drop(.decryptFailed) }
-            if e.suite == CipherSuite.aes256Gcm.rawValue {
-                let prefix = ld32(body, n), counter = ld64(body, n + 4)
-                let fresh = forward ? extras[i].replayForward.accept(prefix: prefix, counter: counter)
-                    : extras[i].replayReverse.accept(prefix: prefix, counter: counter)
-                guard fresh else { return .drop(.replay) }
-            }
         }
         // [ICMP header 8][quoted IP header][8 bytes], an error quoting this session's protocol.
         guard n >= 36, ICMPv4.isError(type: ld8(body, 0)), ld8(body, 8) >> 4 == 4 else { return .drop(.icmpTruncated) }

@@ -68,11 +68,9 @@ extension SVRRouter {
         }
         let i = Int(index.rawValue)
         var e = SessionExtra()
-        if svc.suite != .none {
-            guard drawSessionKeys(&e, suite: svc.suite) else {
-                table.remove(index)
-                return .drop(.sessionLimit)
-            }
+        guard drawSessionKeys(&e, suite: svc.suite, reverse: false) else {
+            table.remove(index)
+            return .drop(.sessionLimit)
         }
         generation &+= 1
         if generation == 0 { generation = 1 }
@@ -83,13 +81,7 @@ extension SVRRouter {
         e.downPeer = UInt16(pi + 1)
         e.downInterface = UInt8(truncatingIfNeeded: peer.pathInterface)
         e.downCarriage = carriage.rawValue
-        if svc.suite != .none {
-            if svc.adaptive && proto == IPProtocolNumber.tcp {
-                e.flags |= SessionExtra.adaptivePending
-            } else {
-                e.flags |= SessionExtra.encrypt
-            }
-        }
+        e.flags |= Self.initialProtection(suite: svc.suite, adaptive: svc.adaptive, proto: proto)
         extras[i] = e
         counters.sessionsCreated &+= 1
         table.recordPacket(SessionHit(index: index, role: .lanOriginal), bytes: packet.count, tcpFlags: tcpFlags, now: now.monotonicNanos)
@@ -98,34 +90,25 @@ extension SVRRouter {
 
     /// Ingress: a client packet of session `i` toward the egress.
     func sendForwardFromLAN(_ packet: inout PacketBuffer, _ layout: PacketLayout, _ i: Int, _ tcpFlags: TCPFlags, _ now: EngineTime) -> Disposition {
-        var e = extras[i]
+        let e = extras[i]
         guard e.downPeer > 0, let wk = table.key(SessionIndex(rawValue: UInt32(i)), .wanFromDownstream) else { return .drop(.noSession) }
         let peer = peers[Int(e.downPeer) - 1]
         let carriage = Carriage(rawValue: e.downCarriage) ?? .nativeUDP
-        // Adaptive encryption (spec §6.2): decide on the client's first data.
-        if e.flags & SessionExtra.adaptivePending != 0 && layout.payloadLength > 0 {
-            let base = packet.slot + packet.offset
-            let p = layout.payloadOffset
-            let tls = layout.payloadLength >= 3 && ld8(base, p) == 0x16 && ld8(base, p + 1) == 3 && ld8(base, p + 2) <= 4
-            e.flags &= ~SessionExtra.adaptivePending
-            if !tls { e.flags |= SessionExtra.encrypt | SessionExtra.signalEncrypted }
-        }
-        let withMeta = e.flags & SessionExtra.fwdAck == 0 || e.flags & SessionExtra.signalEncrypted != 0
-        let encrypt = e.flags & SessionExtra.encrypt != 0
+        let withMeta = e.flags & SessionExtra.fwdAck == 0
         let base = packet.slot + packet.offset
         // A DF packet that cannot fit the path even without metadata (SVRRouter+MTU.swift).
         let fits = peer.mtu - steadyOverhead(carriage, suite: e.suite, peer: peer)
         if packet.count > fits && ld8(base, 6) & 0x40 != 0 { return tooBig(packet, mtu: fits) }
-        if withMeta { e.flags &= ~SessionExtra.signalEncrypted }
-        extras[i] = e
         // Save the original L4 header (it becomes the outer TCP header or the inner header).
         let hdrLen = layout.l4HeaderLength
         hdrScratch.copyMemory(from: base + layout.l4Offset, byteCount: hdrLen)
         if tcpFlags.contains(.syn) { clampMSS(hdrScratch, hdrLen, mss(peer: peer, carriage: carriage, suite: e.suite)) }
-        // Seal the payload in place.
-        guard let bodyLen = sealPayload(packet, layout, i, encrypt: encrypt, peer: peer) else { return .drop(.noHeadroom) }
+        // Seal the payload in place (adaptive encryption decides the forward direction on
+        // the client's first payload, SVRRouter+Protection.swift).
+        guard let bodyLen = protectPayload(packet, layout, i, peer: peer) else { return .drop(.noHeadroom) }
+        let encrypted = extras[i].flags & SessionExtra.sendSealed != 0
         let metaLen = withMeta
-            ? writeForwardMetadata(i, peer: peer, carriage: carriage, encrypted: encrypt, syn: tcpFlags.contains(.syn))
+            ? writeForwardMetadata(i, peer: peer, carriage: carriage, encrypted: encrypted, syn: tcpFlags.contains(.syn))
             : 0
         guard metaLen >= 0 else { return .drop(.noHeadroom) }
         let out = wk.tuple.reversed
@@ -149,30 +132,12 @@ extension SVRRouter {
         if layout.proto == IPProtocolNumber.tcp && ld8(hdrScratch, 13) & 0x02 != 0 {
             clampMSS(hdrScratch, hdrLen, mss(peer: peer, carriage: carriage, suite: e.suite))
         }
-        guard let bodyLen = sealPayload(packet, layout, i, encrypt: e.flags & SessionExtra.encrypt != 0, peer: peer) else { return .drop(.noHeadroom) }
+        guard let bodyLen = protectPayload(packet, layout, i, peer: peer) else { return .drop(.noHeadroom) }
         let metaLen = e.flags & SessionExtra.revAck == 0 ? writeReverseMetadata(i, peer: peer) : 0
         guard metaLen >= 0 else { return .drop(.noHeadroom) }
         return assemble(&packet, bodyStart: layout.payloadOffset, bodyLen: bodyLen, carriage: carriage, hdrLen: hdrLen,
                         metaLen: metaLen, out: wk.tuple.reversed, carry: carry(packet), peer: peer,
                         interface: Int(e.upInterface), now: now)
-    }
-
-    /// Seals the payload of a LAN packet in place with session `i`'s key when `encrypt` (spec
-    /// §6.2); returns the length of the body that follows, nil without tailroom.
-    @inline(__always)
-    func sealPayload(_ packet: PacketBuffer, _ layout: PacketLayout, _ i: Int, encrypt: Bool, peer: PeerRuntime) -> Int? {
-        let n = layout.payloadLength
-        guard encrypt else { return n }
-        let room = packet.capacity - packet.offset - layout.payloadOffset
-        guard room >= n + (CipherSuite(rawValue: extras[i].suite)?.maxOverhead ?? 48) + peer.auth.trailerLength else { return nil }
-        do {
-            let slot = try cipherSlot(i, sealing: true)
-            // The nonce sequence is advanced in place: no copy of this session's extra may be
-            // written back over it afterwards (a stale counter would repeat a nonce).
-            return try slot.cipher.seal(inPlace: UnsafeMutableRawBufferPointer(start: packet.slot + packet.offset + layout.payloadOffset,
-                                                                                count: room), plaintextLength: n,
-                                        nonce: &extras[i].sealNonce)
-        } catch { return nil }
     }
 
     @inline(__always)

@@ -42,7 +42,7 @@ extension SVRRouter {
     @inline(__always)
     func steadyOverhead(_ carriage: Carriage, suite: UInt8, peer: PeerRuntime) -> Int {
         let extra = carriage == .tcpOverUDP || carriage == .icmpOverUDP ? 8 : 0
-        return extra + (CipherSuite(rawValue: suite)?.maxOverhead ?? 48) + peer.auth.trailerLength
+        return extra + max(CipherSuite(rawValue: suite)?.maxOverhead ?? 48, PayloadSequence.clearLength) + peer.auth.trailerLength
     }
 
     /// The MSS a TCP session's segments may have toward `peer`: a full segment (40 bytes of

@@ -37,7 +37,7 @@ extension SVRRouter {
         let bodyStart = l4 + l4Len
         var bodyLen = total - bodyStart
         do {
-            bodyLen = try peer.auth.verifyTrailer(UnsafeRawBufferPointer(start: base + bodyStart, count: bodyLen), length: bodyLen,
+            bodyLen = try peer.authIn.verifyTrailer(UnsafeRawBufferPointer(start: base + bodyStart, count: bodyLen), length: bodyLen,
                                                   unixSeconds: now.unixSeconds)
         } catch { return .drop(.authenticationFailed) }
         // Metadata.
@@ -191,21 +191,11 @@ extension SVRRouter {
         guard case .v4(let src) = target.source, case .v4(let dst) = target.destination else { return .drop(.badMetadata) }
         let base = packet.slot + packet.offset
         var payLen = bodyLen
-        if extras[i].flags & SessionExtra.encrypt != 0 {
-            do {
-                let slot = try cipherSlot(i, sealing: false)
-                payLen = try slot.cipher.open(inPlace: UnsafeMutableRawBufferPointer(start: base + bodyStart, count: bodyLen),
-                                              sealedLength: bodyLen)
-            } catch { return .drop(.decryptFailed) }
-            if extras[i].suite == CipherSuite.aes256Gcm.rawValue {
-                // The nonce (prefix ‖ counter) follows the ciphertext, authenticated by the tag.
-                let prefix = ld32(base, bodyStart + payLen), counter = ld64(base, bodyStart + payLen + 4)
-                let fresh = forward ? extras[i].replayForward.accept(prefix: prefix, counter: counter)
-                    : extras[i].replayReverse.accept(prefix: prefix, counter: counter)
-                guard fresh else { return .drop(.replay) }
-            }
-        }
         let proto = carriage.originalProtocol
+        // Open (or take as clear) and check the sequence (SVRRouter+Protection.swift).
+        let opened = unprotectPayload(base, bodyStart: bodyStart, bodyLen: bodyLen, i, forward: forward, proto: proto, now: now)
+        if let why = opened.drop { return .drop(why) }
+        payLen = opened.length
         let newStart = bodyStart - 20 - hdrLen
         guard newStart >= -packet.offset else { return .drop(.noHeadroom) }
         let np = base + newStart
@@ -286,6 +276,7 @@ extension SVRRouter {
         default: return .failure(.badMetadata)
         }
         var e = SessionExtra()
+        let own = services[s]
         if let k = d.sessionKey {
             guard k.count >= 1, let suite = CipherSuite(rawValue: block[k.offset]),
                   k.count == SessionKeyMaterial.encodedLength(suite: suite)
@@ -295,10 +286,14 @@ extension SVRRouter {
             withUnsafeMutableBytes(of: &e) { x in
                 (x.baseAddress! + SessionExtra.keyOffset).copyMemory(from: kp, byteCount: suite.subkeyLength)
             }
-            guard drawSealNonce(&e) else { return .failure(.sessionLimit) }
         } else if d.sessionEncrypted {
             return .failure(.badMetadata)
         }
+        // This router's policy for the service is a floor: a session asking for no payload
+        // encryption where we require it is refused (none < aes-cbc-hmac = aes-gcm).
+        if own.suite != .none && e.suite == CipherSuite.none.rawValue { return .failure(.weakerEncryption) }
+        guard drawSealNonce(&e, reverse: true) else { return .failure(.sessionLimit) }
+        e.flags |= Self.initialProtection(suite: CipherSuite(rawValue: e.suite) ?? .none, adaptive: own.adaptive, proto: ctx.proto)
         if d.sessionEncrypted { e.flags |= SessionExtra.encrypt }
         guard table.count < table.capacity else { return .failure(.sessionLimit) }
         var ns: NewSession

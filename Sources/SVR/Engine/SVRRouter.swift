@@ -55,57 +55,33 @@ struct SessionExtra {
     var upInterface: UInt8 = 0
     var downInterface: UInt8 = 0
 
-    /// Sliding windows over the GCM nonce counters of received payloads, per direction.
-    var replayForward = ReplayWindow()
-    var replayReverse = ReplayWindow()
-    /// The AES-GCM nonces this router seals the session's payloads with (a router seals one
-    /// direction of a session: forward at the ingress, reverse at the egress). Per session,
-    /// not per cached cipher, so the sequence survives moving between cache slots.
+    /// Sliding window over the sequence counters of the payloads this router receives (a
+    /// router receives one direction of a session: reverse at the ingress, forward at the
+    /// egress), every suite (SVRRouter+Protection.swift).
+    var replay = ReplayWindow()
+    /// The sequence this router sends the session's payloads with (a router sends one
+    /// direction: forward at the ingress, reverse at the egress): the AES-GCM nonce, the
+    /// plaintext of the AES-CBC IV, or the clear trailer. Per session, not per cached
+    /// cipher, so it survives moving between cache slots.
     var sealNonce = GCMNonceSequence(prefix: 0, counter: 0)
     /// Cipher operations so far, counted up to `SVRRouter.promoteAfter` (see `cipherSlot`).
     var cipherUses: UInt8 = 0
     /// The session's slot in the nursery while `cipherUses < promoteAfter`.
     var nurserySlot: UInt16 = 0
 
+    /// Transit: forward metadata said the session is encrypted (TLV 11), passed on.
     static let encrypt: UInt16 = 1
-    static let adaptivePending: UInt16 = 2
     static let signalEncrypted: UInt16 = 4
     static let fwdAck: UInt16 = 8
     static let revAck: UInt16 = 16
     static let reverseSeen: UInt16 = 32
     static let controlSent: UInt16 = 64
-}
-
-/// Per-session replay protection for AES-GCM payloads (spec §6.3 asks for a replay window
-/// besides the HMAC time window). The sender's nonce is a random 4-byte prefix and a 64-bit
-/// counter, both drawn when the sender created its session state and the counter grown per
-/// packet (`SessionExtra.sealNonce`), so a counter at or below one already seen (outside 64
-/// of the highest) is a replay. A new prefix (the sender re-created its session state with
-/// the same key, e.g. an egress that expired a session and got its metadata again)
-/// restarts the window.
-struct ReplayWindow {
-    var prefix: UInt32 = 0
-    var highest: UInt64 = 0
-    var seen: UInt64 = 0
-
-    /// Records a counter; false if it was seen before or is too old.
-    @inline(__always)
-    mutating func accept(prefix p: UInt32, counter c: UInt64) -> Bool {
-        if seen == 0 || p != prefix {
-            self = ReplayWindow(prefix: p, highest: c, seen: 1)
-            return true
-        }
-        if c > highest {
-            let shift = c - highest
-            seen = shift >= 64 ? 1 : seen << shift | 1
-            highest = c
-            return true
-        }
-        let back = highest - c
-        guard back < 64, seen & (1 << back) == 0 else { return false }
-        seen |= 1 << back
-        return true
-    }
+    /// This router's sending direction: sealed / clear (neither: pending, adaptive).
+    static let sendSealed: UInt16 = 128
+    static let sendClear: UInt16 = 256
+    /// The direction this router receives: sealed / clear (neither: pending).
+    static let receiveSealed: UInt16 = 512
+    static let receiveClear: UInt16 = 1024
 }
 
 /// The outcome of creating a session from metadata.
@@ -143,6 +119,11 @@ public final class SVRRouter: PacketEngine {
     static let metaScratchSize = 2048
     let keyPool: UnsafeMutableRawPointer
     var keyPoolOffset: Int
+    /// Replay record for payloads without a recognisable sequence (ReplayGuard.swift).
+    let recentTags = RecentTagFilter()
+    /// A copy of a GCM body while its direction may still turn out clear (trial open).
+    let trialScratch: UnsafeMutableRawPointer
+    static let trialScratchSize = 65536
     static let keyPoolSize = 4096
 
     // Cipher cache (direct mapped by session index), re-keyed in place on a miss, and the
@@ -309,6 +290,7 @@ public final class SVRRouter: PacketEngine {
         metaScratch = .allocate(byteCount: Self.metaScratchSize, alignment: 64)
         hdrScratch = .allocate(byteCount: 128, alignment: 64)
         keyPool = .allocate(byteCount: Self.keyPoolSize, alignment: 64)
+        trialScratch = .allocate(byteCount: Self.trialScratchSize, alignment: 64)
         keyPoolOffset = Self.keyPoolSize
         var size = 1
         while size < max(1, cipherCacheSize) { size <<= 1 }
@@ -333,6 +315,7 @@ public final class SVRRouter: PacketEngine {
         metaScratch.deallocate()
         hdrScratch.deallocate()
         keyPool.deallocate()
+        trialScratch.deallocate()
         generated.deallocate()
     }
 
@@ -421,7 +404,18 @@ public final class SVRRouter: PacketEngine {
             if peerIndex < perPeer.count { perPeer[peerIndex] += 1 }
             if info.service.index < perService.count { perService[info.service.index] += 1 }
             let role: SessionView.Role = info.role == .ingress ? .ingress : info.role == .egress ? .egress : .transit
-            let suite = CipherSuite(rawValue: e.suite) ?? .none
+            let forward: String, reverse: String
+            switch info.role {
+            case .ingress:
+                forward = protectionName(e, sealed: SessionExtra.sendSealed, clear: SessionExtra.sendClear)
+                reverse = protectionName(e, sealed: SessionExtra.receiveSealed, clear: SessionExtra.receiveClear)
+            case .egress:
+                forward = protectionName(e, sealed: SessionExtra.receiveSealed, clear: SessionExtra.receiveClear)
+                reverse = protectionName(e, sealed: SessionExtra.sendSealed, clear: SessionExtra.sendClear)
+            default:
+                forward = "relayed"
+                reverse = "relayed"
+            }
             views.append(SessionView(
                 uuid: "\(info.uuid)", role: role,
                 tenant: info.tenant.index < tenantNames.count ? tenantNames[info.tenant.index] : "?",
@@ -429,7 +423,8 @@ public final class SVRRouter: PacketEngine {
                 peer: peerIndex < peers.count ? peers[peerIndex].name : "?",
                 original: info.original, waypoint: info.waypointOutbound ?? info.original,
                 transport: peerIndex < peers.count ? peers[peerIndex].transport.rawValue : "native",
-                encryption: e.flags & SessionExtra.encrypt != 0 ? suite.viewName : "none",
+                encryption: forward == reverse ? forward : forward + "/" + reverse,
+                forwardEncryption: forward, reverseEncryption: reverse,
                 state: "\(info.state)",
                 forwardPackets: info.packetsForward, forwardBytes: info.bytesForward,
                 reversePackets: info.packetsReverse, reverseBytes: info.bytesReverse,

@@ -4,8 +4,9 @@
 //
 //   ping            {"ok":true,"router":…,"pid":…}
 //   show sessions   {"router":…,"sessions":[{uuid, role, tenant, service, peer, original{…},
-//                    waypoint{…}, transport, encryption, state, forward{packets,bytes},
-//                    reverse{packets,bytes}, age-seconds, idle-seconds}]}
+//                    waypoint{…}, transport, encryption, state, forward{packets,bytes,encryption},
+//                    reverse{packets,bytes,encryption}, age-seconds, idle-seconds}]}
+//                  (per-direction encryption: what went on the wire, see SessionView)
 //   show peers      {"router":…,"peers":[{name, waypoints, transport, status, sessions}]}
 //   show services   {"router":…,"services":[{name, prefixes, transport, tenants, route, encryption, sessions}]}
 //   show stats      {"router":…,"lan":{…},"wan":{…},"sessions":{…},"drops":{reason:n,…},"io":{…}}
@@ -48,8 +49,10 @@ enum ControlAPI {
             ("service", .string(s.service)), ("peer", .string(s.peer)), ("original", json(s.original)),
             ("waypoint", json(s.waypoint)), ("transport", .string(s.transport)), ("encryption", .string(s.encryption)),
             ("state", .string(s.state)),
-            ("forward", .object([("packets", .int(Int64(clamping: s.forwardPackets))), ("bytes", .int(Int64(clamping: s.forwardBytes)))])),
-            ("reverse", .object([("packets", .int(Int64(clamping: s.reversePackets))), ("bytes", .int(Int64(clamping: s.reverseBytes)))])),
+            ("forward", .object([("packets", .int(Int64(clamping: s.forwardPackets))), ("bytes", .int(Int64(clamping: s.forwardBytes))),
+                                 ("encryption", .string(s.forwardEncryption))])),
+            ("reverse", .object([("packets", .int(Int64(clamping: s.reversePackets))), ("bytes", .int(Int64(clamping: s.reverseBytes))),
+                                 ("encryption", .string(s.reverseEncryption))])),
             ("age-seconds", .double(s.ageSeconds)), ("idle-seconds", .double(s.idleSeconds)),
         ])
     }
