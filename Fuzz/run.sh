@@ -5,6 +5,7 @@
 #   Fuzz/run.sh metadata 600
 #   Fuzz/run.sh receive 600
 #   Fuzz/run.sh config 3600 -timeout=5
+#   Fuzz/run.sh reassembly 300
 #
 # Each target is one swiftc invocation over the Swift sources it needs plus its harness in
 # Fuzz/TARGET/, built with -sanitize=fuzzer,address into .build-fuzz/TARGET (outside the
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ $# -lt 2 ]]; then
-    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata, receive, config)" >&2
+    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata, receive, config, reassembly)" >&2
     exit 2
 fi
 target=$1
@@ -60,8 +61,12 @@ config)
     flags=(-I Sources/COpenSSL -lcrypto)
     seeds=(deploy/examples)  # the example configs (and lab/), besides Fuzz/corpus/config
     ;;
+reassembly)
+    sources=(Sources/SVR/Common/*.swift Sources/SVR/Packet/*.swift Sources/SVR/Session/*.swift Sources/SVR/Engine/EngineContract.swift
+             Sources/SVR/Engine/Reassembly.swift Fuzz/reassembly/*.swift)
+    ;;
 *)
-    echo "unknown fuzz target '$target' (targets: metadata, receive, config)" >&2
+    echo "unknown fuzz target '$target' (targets: metadata, receive, config, reassembly)" >&2
     exit 2
     ;;
 esac
@@ -70,7 +75,7 @@ bin=.build-fuzz/$target
 out=fuzz-out/$target
 mkdir -p .build-fuzz "$out/corpus" "Fuzz/corpus/$target"
 
-if [[ $target == receive || $target == config ]]; then
+if [[ $target == receive || $target == config || $target == reassembly ]]; then
     # CShim (the C helpers the crypto code calls: HMAC, prefetch) for swiftc: a module map over
     # its umbrella header, and hmac.c compiled with the same sanitizers.
     cshim=.build-fuzz/cshim

@@ -80,6 +80,11 @@ int svr_wan_raw_open(int ipv6, const char *ifname, int sndbuf, int *step) {
     }
     int rc = set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, sndbuf);
     if (rc < 0) return fail(fd, step, SVR_WAN_STEP_BUFFER, rc);
+    /* svrd keeps the path MTU of its peers itself (from the underlay's ICMP): the kernel's
+       cached path MTU must not drop its DF packets, only the device MTU limits a send.
+       Best effort: without it the kernel's cache applies too. */
+    int probe = ipv6 ? IPV6_PMTUDISC_PROBE : IP_PMTUDISC_PROBE;
+    (void)setsockopt(fd, ipv6 ? IPPROTO_IPV6 : IPPROTO_IP, ipv6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER, &probe, sizeof(probe));
     return fd;
 }
 

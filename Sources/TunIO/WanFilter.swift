@@ -19,6 +19,13 @@
 //   7  ldb  [9]                 A = protocol
 //   8  jeq  #17         L, 9    UDP
 //   9  jeq  #6          L, D    TCP          (one jeq per allowed protocol)
+//      (with .icmpFragmentationNeeded, the last jeq goes on to:)
+//      jeq  #1          +1, D   ICMP
+//      ldh  [6]                 not a fragment of one
+//      jset #0x3fff     D, +1
+//      ldxb 4*([0]&0xf)
+//      ldh  [x+0]               type and code
+//      jeq  #0x0304     Y, D    "fragmentation needed"
 //   L  ldh  [6]                 A = flags and fragment offset
 //      jset #0x1fff     D, +1   a non-first fragment has no L4 header: drop
 //      ldxb 4*([0]&0xf)         X = IHL * 4 (the L4 header's offset)
@@ -40,6 +47,9 @@ public struct WanProtocols: OptionSet, Sendable, Hashable {
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     public static let udp = WanProtocols(rawValue: 1)
     public static let tcp = WanProtocols(rawValue: 2)
+    /// ICMP "fragmentation needed" (type 3 code 4) to the waypoint, IPv4 only: the underlay
+    /// reporting that a packet svrd sent was too big for a link (path MTU).
+    public static let icmpFragmentationNeeded = WanProtocols(rawValue: 4)
 }
 
 /// A classic BPF program selecting the packets of one waypoint, and the ethertype of the
@@ -82,12 +92,12 @@ public struct WanFilter: Sendable, Equatable {
         destination address: UInt32, protocols: WanProtocols = [.udp, .tcp],
         ports: [ClosedRange<UInt16>] = defaultPorts
     ) throws(WanIOError) -> WanFilter {
-        let numbers = try check(protocols, ports)
+        let numbers = try check(protocols.subtracting(.icmpFragmentationNeeded), ports)
         var p = ProgramBuilder()
         p.emitHostAndVersionCheck(firstByte: 0x45...0x4f)
         p.emit(ld(.word, abs: 16))
         p.jump(jeq, address, true: .next, false: .drop)
-        p.emitProtocols(numbers, at: 9)
+        p.emitProtocols(numbers, at: 9, icmpFragmentationNeeded: protocols.contains(.icmpFragmentationNeeded))
         p.emit(ld(.half, abs: 6))
         p.jump(jset, 0x1fff, true: .drop, false: .next)
         p.emit(Instruction(code: UInt16(SVR_BPF_LDX | SVR_BPF_B | SVR_BPF_MSH), k: 0))
@@ -188,10 +198,18 @@ public struct WanFilter: Sendable, Equatable {
 
         /// `ldb [offset]` and one `jeq` per protocol number to the port checks (else drop);
         /// the port checks start right after.
-        mutating func emitProtocols(_ numbers: [UInt32], at offset: UInt32) {
+        mutating func emitProtocols(_ numbers: [UInt32], at offset: UInt32, icmpFragmentationNeeded: Bool = false) {
             emit(WanFilter.ld(.byte, abs: offset))
             for (i, proto) in numbers.enumerated() {
-                jump(WanFilter.jeq, proto, true: .ports, false: i == numbers.count - 1 ? .drop : .next)
+                jump(WanFilter.jeq, proto, true: .ports, false: i == numbers.count - 1 && !icmpFragmentationNeeded ? .drop : .next)
+            }
+            if icmpFragmentationNeeded {
+                jump(WanFilter.jeq, 1, true: .next, false: .drop)
+                emit(WanFilter.ld(.half, abs: 6))
+                jump(WanFilter.jset, 0x3fff, true: .drop, false: .next)
+                emit(Instruction(code: UInt16(SVR_BPF_LDX | SVR_BPF_B | SVR_BPF_MSH), k: 0))
+                emit(Instruction(code: UInt16(SVR_BPF_LD | SVR_BPF_H | SVR_BPF_IND), k: 0))
+                jump(WanFilter.jeq, 0x0304, true: .accept, false: .drop)
             }
             portsIndex = code.count
         }

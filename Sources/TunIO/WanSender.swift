@@ -164,3 +164,12 @@ public struct WanSender: ~Copyable, @unchecked Sendable {
             && Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt16.self))) == p.count - 40
     }
 }
+
+extension WanSender {
+    /// The MTU of device `name` in the calling thread's namespace (SIOCGIFMTU); nil when the
+    /// device does not exist. svrd starts its peer paths' MTU from it.
+    public static func deviceMTU(_ name: String) -> Int? {
+        let rc = TunSys.getMTU(name: name)
+        return rc > 0 ? Int(rc) : nil
+    }
+}

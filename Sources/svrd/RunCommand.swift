@@ -154,7 +154,8 @@ final class Daemon {
                 continue
             }
             do {
-                let filter = try WanFilter.ipv4(destination: a.value, ports: HostState.waypointPorts(i))
+                let filter = try WanFilter.ipv4(destination: a.value, protocols: [.udp, .tcp, .icmpFragmentationNeeded],
+                                                ports: HostState.waypointPorts(i))
                 var rx = try WanReceiver(interface: i.name, filter: filter)
                 rx.wakeup = control.wakeup
                 receivers.append(ReceiverBox(rx, interface: k))
@@ -167,7 +168,11 @@ final class Daemon {
                 logger.warning("the waypoint ports overlap the host's ephemeral ports: the host's own connections from this address lose their replies to svrd; set port-range or net.ipv4.ip_local_port_range apart (docs/operations.md)",
                                metadata: ["interface": "\(i.name)", "ip_local_port_range": "\(local.lowerBound)-\(local.upperBound)"])
             }
+            // Peer paths start from the device's MTU unless the interface has `mtu`.
+            let deviceMTU = WanSender.deviceMTU(i.name)
+            if i.mtu == nil, let deviceMTU, let router = engine as? SVRRouter { router.setInterfaceMTU(k, deviceMTU) }
             logger.info("WAN interface open", metadata: ["interface": "\(i.name)", "waypoint": "\(i.address)",
+                                                        "mtu": "\(i.mtu ?? deviceMTU ?? 1500)\(i.mtu == nil ? "" : " (configured)")",
                                                         "ports": "\(HostState.waypointPorts(i).map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ","))"])
         }
 

@@ -60,6 +60,9 @@ final class E2ELab {
 
     let client: TestNamespace
     let wan: TestNamespace
+    /// With `midLink`: a second WAN router holding the last router's link, joined to `wan`
+    /// by the link `svrmid0` ↔ `svrmid1` whose MTU `setPathMTU` changes.
+    let wan2: TestNamespace?
     let server: TestNamespace
     /// Router namespaces in chain order: A, [hub,] B.
     let routers: [TestNamespace]
@@ -77,9 +80,13 @@ final class E2ELab {
 
     /// Builds the namespaces and links (daemons are started by `start()`). `configEdit`
     /// may change each router's config (e.g. a service's policy) before it is checked.
-    init(routers count: Int = 2, transport: Transport = .native, configEdit: (@Sendable (Int, String) -> String)? = nil) throws {
+    /// - Parameter midLink: split the WAN router in two joined by a link of its own (two
+    ///   routers only): its MTU (`setPathMTU`) constrains the path while every router's own
+    ///   WAN device keeps MTU 1500, as on the internet.
+    init(routers count: Int = 2, transport: Transport = .native, midLink: Bool = false,
+         configEdit: (@Sendable (Int, String) -> String)? = nil) throws {
         // One digit of router index in the namespace names (the reaper below relies on it).
-        precondition(count >= 2 && count <= 10)
+        precondition(count >= 2 && count <= 10 && (!midLink || count == 2))
         _ = staleLabsReaped
         self.transport = transport
         self.configEdit = configEdit
@@ -87,6 +94,8 @@ final class E2ELab {
         // If anything below fails, the namespaces made so far go away with their deinit.
         client = try TestNamespace("ec"); made.append(client)
         wan = try TestNamespace("ew"); made.append(wan)
+        wan2 = midLink ? try TestNamespace("em") : nil
+        if let wan2 { made.append(wan2) }
         server = try TestNamespace("es"); made.append(server)
         var rs: [TestNamespace] = []
         for i in 0..<count { rs.append(try TestNamespace("er\(i)")) }
@@ -116,15 +125,25 @@ final class E2ELab {
         try run("ip -n \(server.name) addr add \(Addr.clearServer)/24 dev svrsrv0")
         // WAN links
         for (i, r) in routers.enumerated() {
-            try run("ip -n \(r.name) link add svrwan0 type veth peer name svrw\(i) netns \(wan.name)")
+            let w = i == last ? (wan2 ?? wan) : wan
+            try run("ip -n \(r.name) link add svrwan0 type veth peer name svrw\(i) netns \(w.name)")
             try run("ip -n \(r.name) addr add \(Addr.wan(i))/24 dev svrwan0")
-            try run("ip -n \(wan.name) addr add \(Addr.wanGateway(i))/24 dev svrw\(i)")
+            try run("ip -n \(w.name) addr add \(Addr.wanGateway(i))/24 dev svrw\(i)")
         }
-        for ns in [client, wan, server] + routers {
+        if let wan2 {
+            try run("ip -n \(wan.name) link add svrmid0 type veth peer name svrmid1 netns \(wan2.name)")
+            try run("ip -n \(wan.name) addr add 172.16.100.1/24 dev svrmid0")
+            try run("ip -n \(wan2.name) addr add 172.16.100.2/24 dev svrmid1")
+        }
+        for ns in [client, wan, server] + routers + (wan2.map { [$0] } ?? []) {
             try run("for d in $(ip -n \(ns.name) -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$'); do ip -n \(ns.name) link set $d up; done")
         }
-        for ns in routers + [wan] {
+        for ns in routers + [wan] + (wan2.map { [$0] } ?? []) {
             try run("ip netns exec \(ns.name) sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0")
+        }
+        if let wan2 {
+            try run("ip -n \(wan.name) route add 172.16.\(last + 1).0/24 via 172.16.100.2")
+            try run("ip -n \(wan2.name) route add 172.16.0.0/16 via 172.16.100.1")
         }
         try run("ip -n \(client.name) route add 10.100.0.0/16 via 10.1.0.1")
         try run("ip -n \(server.name) route add 10.1.0.0/16 via 10.100.0.1")
@@ -144,6 +163,12 @@ final class E2ELab {
             let check = shell("\(svrdBinary) check --config \(path)")
             guard check.status == 0 else { throw TestSupportError("svrd check \(path):\n\(check.output)") }
         }
+    }
+
+    /// Sets the MTU of the middle link (`midLink` labs): the path MTU between the routers.
+    func setPathMTU(_ mtu: Int) throws {
+        guard let wan2 else { throw TestSupportError("setPathMTU needs a lab with midLink") }
+        try run("ip -n \(wan.name) link set svrmid0 mtu \(mtu) && ip -n \(wan2.name) link set svrmid1 mtu \(mtu)")
     }
 
     func configPath(_ i: Int) -> String { "\(work)/\(routerNames[i]).toml" }
@@ -404,7 +429,7 @@ final class E2ELab {
             left += leftovers(i).map { "\(routerNames[i]): \($0)" }
         }
         for pid in helpers where processAlive(pid) { kill(pid, SIGKILL); waitDead(pid, seconds: 2) }
-        for ns in [client, wan, server] + routers { ns.close() }
+        for ns in [client, wan, server] + routers + (wan2.map { [$0] } ?? []) { ns.close() }
         shell("rm -rf \(work); rmdir /run/svrd-e2e 2>/dev/null")
         return left
     }
@@ -440,8 +465,8 @@ final class E2ELab {
 /// (e.g. 9) did not exist, and a test process starting reaped the live labs of another.
 let staleLabsReaped: Bool = {
     let script = #"""
-        for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^svre(c|w|s|r[0-9])[0-9]+x[0-9]+$'); do
-          pid=$(echo "$ns" | sed -E 's/^svre(c|w|s|r[0-9])([0-9]+)x[0-9]+$/\2/')
+        for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^svre(c|w|m|s|r[0-9])[0-9]+x[0-9]+$'); do
+          pid=$(echo "$ns" | sed -E 's/^svre(c|w|m|s|r[0-9])([0-9]+)x[0-9]+$/\2/')
           [ -d /proc/$pid ] && continue
           for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL $p 2>/dev/null; done
           ip netns del "$ns" 2>/dev/null

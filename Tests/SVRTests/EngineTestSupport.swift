@@ -113,7 +113,19 @@ final class Net {
     func sendLAN(_ router: String, _ bytes: [UInt8]) -> Disposition {
         let (d, out) = run(router, bytes, wan: false)
         follow(router, d, out)
+        drain(router)
         return d
+    }
+
+    /// Delivers what `router` queued besides the packet it was handed (SVR fragments,
+    /// reassembled datagrams, ICMP errors), as the daemon does after every batch.
+    func drain(_ router: String) {
+        guard let r = routers[router] else { return }
+        var out: [([UInt8], Disposition)] = []
+        let slot = UnsafeMutableRawBufferPointer.allocate(byteCount: 70_000, alignment: 64)
+        defer { slot.deallocate() }
+        r.drainGenerated(into: slot, headroom: 256) { p, d in out.append((p.copyBytes(), d)) }
+        for (b, d) in out { follow(router, d, b) }
     }
 
     /// Injects `bytes` on the WAN of the router owning its destination.
@@ -123,6 +135,7 @@ final class Net {
         guard let r = owner[dst] else { return .drop(.unknownPeer) }
         let (d, out) = run(r, bytes, wan: true)
         follow(r, d, out)
+        drain(r)
         return d
     }
 
@@ -158,11 +171,7 @@ final class Net {
     func tick() {
         for (name, r) in routers.sorted(by: { $0.key < $1.key }) {
             r.tick(now: now)
-            var out: [([UInt8], Disposition)] = []
-            let slot = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 64)
-            defer { slot.deallocate() }
-            r.drainGenerated(into: slot, headroom: 256) { p, d in out.append((p.copyBytes(), d)) }
-            for (b, d) in out { follow(name, d, b) }
+            drain(name)
         }
     }
 

@@ -89,6 +89,20 @@ private final class FilteredPair {
         #expect(!f.passes(v6))
     }
 
+    @Test func icmpFragmentationNeededPassesWhenAskedFor() throws {
+        let f = try FilteredPair(.ipv4(destination: wp, protocols: [.udp, .tcp, .icmpFragmentationNeeded]))
+        let quoted = udp4(wp, 16384, peer, 16385, Array(repeating: 1, count: 40))
+        let fragNeeded = ipv4Packet(src: ipv4("10.91.0.9"), dst: wp, proto: 1, l4: [3, 4, 0, 0, 0, 0, 0x05, 0x00] + quoted)
+        #expect(f.passes(fragNeeded))
+        #expect(f.passes(udp4(peer, 16385, wp, 16384, [1, 2, 3])))  // the rest unchanged
+        #expect(!f.passes(ipv4Packet(src: peer, dst: wp, proto: 1, l4: [3, 3, 0, 0, 0, 0, 0, 0] + quoted)))  // port unreachable
+        #expect(!f.passes(ipv4Packet(src: peer, dst: wp, proto: 1, l4: [8, 0, 0, 0, 0x4e, 0x20, 0x4e, 0x20])))  // echo
+        #expect(!f.passes(ipv4Packet(src: peer, dst: ipv4("10.91.0.3"), proto: 1, l4: [3, 4, 0, 0, 0, 0, 0x05, 0x00] + quoted)))
+        #expect(!f.passes(ipv4Packet(src: peer, dst: wp, proto: 1, l4: [3, 4, 0, 0, 0, 0, 0x05, 0x00] + quoted, fragment: 0x2000)))
+        // without the option, no ICMP at all (the default filter above)
+        #expect(!(try FilteredPair(.ipv4(destination: wp))).passes(fragNeeded))
+    }
+
     @Test func protocolsAndSeveralPortRanges() throws {
         let f = try FilteredPair(.ipv4(destination: wp, protocols: .udp, ports: [100...200, 300...300, 400...500, 1000...1000]))
         for (port, expected) in [(99, false), (100, true), (150, true), (200, true), (201, false), (299, false), (300, true),

@@ -64,20 +64,33 @@ extension Config {
         public let lanAddress: InterfaceAddress?
         /// MTU of the LAN TUN (default 1400, 576...9000).
         public let mtu: Int
+        /// What a LAN sender hears when its session is refused (default `.reject`).
+        public let refusedSessions: RefusedSessions
 
         public init(name: String, privateKey: PrivateKey, privateKeySource: PrivateKeySource, lanDevice: String,
-                    lanAddress: InterfaceAddress?, mtu: Int) {
+                    lanAddress: InterfaceAddress?, mtu: Int, refusedSessions: RefusedSessions = .reject) {
             self.name = name
             self.privateKey = privateKey
             self.privateKeySource = privateKeySource
             self.lanDevice = lanDevice
             self.lanAddress = lanAddress
             self.mtu = mtu
+            self.refusedSessions = refusedSessions
         }
 
         public static let defaultLANDevice = "svr0"
         public static let defaultMTU = 1400
         public static let mtuRange = 576...9000
+    }
+
+    /// `[router] refused-sessions`: the answer to a LAN packet whose session is refused (no
+    /// tenant, no service, tenant not allowed, no route).
+    public enum RefusedSessions: String, Sendable, Equatable, CaseIterable {
+        /// Drop and count; the sender hears nothing (waits for its own timeout).
+        case silent
+        /// Drop and count, and answer at once (rate-limited): a TCP RST for TCP, an ICMP
+        /// destination unreachable, code 13 (administratively prohibited) otherwise.
+        case reject
     }
 
     public enum PrivateKeySource: Sendable, Equatable {
@@ -122,21 +135,27 @@ extension Config {
         /// At most this many waypoint ports in use at once on this interface (default 50000, or
         /// the size of `portRange` when that is smaller).
         public let maxWaypoints: Int
+        /// The MTU of the paths through this interface; nil: the device's MTU (read when the
+        /// daemon starts), lowered per path by the underlay's ICMP "fragmentation needed".
+        public let mtu: Int?
 
         public init(name: String, address: IPAddress, externalAddress: IPAddress? = nil, neighborhood: String,
-                    portRange: PortRange?, maxWaypoints: Int) {
+                    portRange: PortRange?, maxWaypoints: Int, mtu: Int? = nil) {
             self.name = name
             self.address = address
             self.externalAddress = externalAddress
             self.neighborhood = neighborhood
             self.portRange = portRange
             self.maxWaypoints = maxWaypoints
+            self.mtu = mtu
         }
 
         /// The address peers send to: `externalAddress` if set, else `address`.
         public var publicAddress: IPAddress { externalAddress ?? address }
 
         public static let defaultMaxWaypoints = 50_000
+        /// The `mtu` a WAN interface may be given.
+        public static let mtuRange = 576...65535
     }
 
     /// An inclusive range of L4 ports ("16384-65534", or one port "443").

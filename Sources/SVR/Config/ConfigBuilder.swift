@@ -99,7 +99,8 @@ struct ConfigBuilder {
 
     // MARK: - [router]
 
-    static let routerKeys = ["name", "private-key-file", "private-key", "lan-device", "lan-address", "mtu"]
+    static let routerKeys = ["name", "private-key-file", "private-key", "lan-device", "lan-address", "mtu",
+                             "refused-sessions"]
 
     func buildRouter() -> Config.Router? {
         guard let t = root.table("router", allowed: Self.routerKeys, required: true) else { return nil }
@@ -125,14 +126,15 @@ struct ConfigBuilder {
         let lanDevice = parsed(t, "lan-device", ConfigValues.deviceName) ?? Config.Router.defaultLANDevice
         let lanAddress = parsed(t, "lan-address", ConfigValues.interfaceAddress)
         let mtu = t.int("mtu", range: Config.Router.mtuRange) ?? Config.Router.defaultMTU
+        let refused = t.word("refused-sessions", as: Config.RefusedSessions.self) ?? .reject
         guard let name, let key, let source else { return nil }
         return Config.Router(name: name, privateKey: key, privateKeySource: source, lanDevice: lanDevice,
-                             lanAddress: lanAddress, mtu: mtu)
+                             lanAddress: lanAddress, mtu: mtu, refusedSessions: refused)
     }
 
     // MARK: - [[interface]]
 
-    static let interfaceKeys = ["name", "address", "external-address", "neighborhood", "port-range", "max-waypoints"]
+    static let interfaceKeys = ["name", "address", "external-address", "neighborhood", "port-range", "max-waypoints", "mtu"]
 
     func buildInterfaces(lanDevice: String, lanAddress: IPAddress?) -> ([Config.Interface], complete: Bool) {
         let tables = root.tables("interface", allowed: Self.interfaceKeys)
@@ -153,6 +155,7 @@ struct ConfigBuilder {
                 }
                 maxWaypoints = explicit
             }
+            let mtu = t.int("mtu", range: Config.Interface.mtuRange)
             if let name {
                 names.append((name, t.path.appending("name")))
                 if name == lanDevice {
@@ -173,7 +176,7 @@ struct ConfigBuilder {
             }
             guard let name, let address, let neighborhood else { continue }
             out.append(Config.Interface(name: name, address: address, externalAddress: external, neighborhood: neighborhood,
-                                        portRange: range, maxWaypoints: maxWaypoints))
+                                        portRange: range, maxWaypoints: maxWaypoints, mtu: mtu))
         }
         checkUnique(names, what: "interface")
         checkUnique(addresses, what: "interface address")

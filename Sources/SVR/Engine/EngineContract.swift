@@ -36,6 +36,25 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     // bad input on the WAN side
     case notSVR, badMetadata, badVersion, unknownPeer, authenticationFailed, replay, noSession
     case decryptFailed
+    // path MTU and fragments (SVRRouter+MTU.swift)
+    /// A fragment out of bounds, overlapping one already received, or not a multiple of 8.
+    case fragmentInvalid
+    /// A datagram longer than reassembly takes.
+    case fragmentOversized
+    /// An incomplete datagram timed out or was evicted by a newer one.
+    case fragmentTimeout
+    /// A packet with DF larger than the peer path allows: an ICMP "fragmentation needed" went
+    /// back to the sender instead.
+    case tooBig
+    // ICMP errors and TTL (SVRRouter+ICMP.swift; an underlay "fragmentation needed": +MTU)
+    /// An ICMP error whose quoted packet belongs to no session here.
+    case icmpUnknownSession
+    /// An ICMP error too short to hold a whole quoted IP header and 8 bytes after it.
+    case icmpTruncated
+    /// An ICMP error about an ICMP error or about a non-first fragment (never relayed).
+    case icmpUnquotable
+    /// A LAN packet that arrived with TTL 1 or 0 (answered with time exceeded when allowed).
+    case ttlExpired
     // session policy
     /// Forward metadata asked for a weaker payload suite than this router's policy for the
     /// service (order: none < aes-cbc-hmac = aes-gcm), or a payload arrived in clear in a
@@ -65,6 +84,14 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .replay: "replay"
         case .noSession: "no-session"
         case .decryptFailed: "decrypt-failed"
+        case .fragmentInvalid: "fragment-invalid"
+        case .fragmentOversized: "fragment-oversized"
+        case .fragmentTimeout: "fragment-timeout"
+        case .tooBig: "too-big"
+        case .icmpUnknownSession: "icmp-unknown-session"
+        case .icmpTruncated: "icmp-truncated"
+        case .icmpUnquotable: "icmp-unquotable"
+        case .ttlExpired: "ttl-expired"
         case .weakerEncryption: "weaker-encryption"
         }
     }
@@ -83,6 +110,14 @@ public struct EngineCounters: Sendable, Equatable {
     public var wanSentBytes: UInt64 = 0
     public var sessionsCreated: UInt64 = 0
     public var sessionsExpired: UInt64 = 0
+    /// SVR fragments sent (pieces of packets larger than a peer path's MTU) and datagrams
+    /// put back together (LAN IP fragments and SVR fragments from peers).
+    public var fragmentsSent: UInt64 = 0
+    public var datagramsReassembled: UInt64 = 0
+    /// ICMP "fragmentation needed" sent to LAN senders, and path MTU reductions learned
+    /// from the underlay's ICMP.
+    public var tooBigSent: UInt64 = 0
+    public var pathMTUReductions: UInt64 = 0
     public var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
 
     public init() {}
@@ -96,6 +131,8 @@ public struct EngineCounters: Sendable, Equatable {
         wanReceivedPackets &+= o.wanReceivedPackets; wanReceivedBytes &+= o.wanReceivedBytes
         wanSentPackets &+= o.wanSentPackets; wanSentBytes &+= o.wanSentBytes
         sessionsCreated &+= o.sessionsCreated; sessionsExpired &+= o.sessionsExpired
+        fragmentsSent &+= o.fragmentsSent; datagramsReassembled &+= o.datagramsReassembled
+        tooBigSent &+= o.tooBigSent; pathMTUReductions &+= o.pathMTUReductions
         for i in drops.indices { drops[i] &+= o.drops[i] }
     }
 }
@@ -187,8 +224,11 @@ public struct PeerView: Sendable, Equatable {
     /// "up", "down" or "unknown" (before path monitoring exists, "unknown").
     public var status: String
     public var sessions: Int
-    public init(name: String, waypoints: [String], transport: String, status: String, sessions: Int) {
+    /// The path's MTU now (SVRRouter+MTU.swift; 0: no path).
+    public var mtu: Int
+    public init(name: String, waypoints: [String], transport: String, status: String, sessions: Int, mtu: Int = 0) {
         self.name = name; self.waypoints = waypoints; self.transport = transport; self.status = status; self.sessions = sessions
+        self.mtu = mtu
     }
 }
 

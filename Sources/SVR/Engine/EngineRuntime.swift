@@ -66,6 +66,14 @@ final class PeerRuntime {
     var pathInterface = 0
     var localAddress: UInt32 = 0
     var remoteAddress: UInt32 = 0
+    /// The path's MTU now: the interface's (configured `mtu`, else the device's), lowered by
+    /// an ICMP "fragmentation needed" from the underlay (`learnedMTU`, until it expires).
+    /// See SVRRouter+MTU.swift.
+    var mtu = 1500
+    var learnedMTU = 0
+    var learnedAt: UInt64 = 0
+    /// The largest metadata block this router writes toward this peer (forward or reverse).
+    var metadataBound = 0
 
     init(index: Int, peer: Config.Peer, keys: PeerKeys) throws(CryptoError) {
         self.index = index

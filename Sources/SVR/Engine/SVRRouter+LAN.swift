@@ -7,12 +7,13 @@ extension SVRRouter {
     func lan(_ packet: inout PacketBuffer, _ now: EngineTime) -> Disposition {
         guard let layout = try? PacketLayout(parsing: packet) else { return .drop(.malformedPacket) }
         guard layout.family == .ipv4 else { return .drop(.unsupportedProtocol) }
-        guard layout.fragment == .unfragmented else { return .drop(.fragment) }
+        guard layout.fragment == .unfragmented else { return lanFragment(packet, now) }
         let proto = layout.proto
         guard proto == IPProtocolNumber.tcp || proto == IPProtocolNumber.udp || proto == IPProtocolNumber.icmp,
               layout.hasTransportHeader
         else { return .drop(.unsupportedProtocol) }
         let base = packet.slot + packet.offset
+        if ld8(base, 8) <= 1 { return ttlExpired(&packet, now) }  // would die in the WAN: answer (SVRRouter+ICMP.swift)
         let tcpFlags = proto == IPProtocolNumber.tcp ? TCPFlags(rawValue: ld8(base, layout.l4Offset + 13)) : []
         let key = SessionKey(layout.tuple, side: .lan, zone: 0)
         if let hit = table.lookup(key) {
@@ -31,20 +32,22 @@ extension SVRRouter {
     func firstPacket(_ packet: inout PacketBuffer, _ layout: PacketLayout, _ tcpFlags: TCPFlags, _ now: EngineTime) -> Disposition {
         let proto = layout.proto
         let base = packet.slot + packet.offset
-        if proto == IPProtocolNumber.icmp && ld8(base, layout.l4Offset) != 8 { return .drop(.unsupportedProtocol) }
+        if proto == IPProtocolNumber.icmp && ld8(base, layout.l4Offset) != 8 { return lanICMP(&packet, layout, now) }
         prefetchNewSession()
         table.prefetchLimits(source: SessionKey(v4Source: ld32(base, 12), v4Destination: 0, sourcePort: 0, destinationPort: 0,
                                                 proto: 0, side: .lan))
         let tenant: TenantID, service: ServiceID
         switch classifier.classify(layout.tuple, interface: lanInterface, routes: lanRoutes, counters: &classifierCounters) {
         case .allowed(let t, let s): tenant = t; service = s
-        case .refused(.noTenant): return .drop(.noTenant)
-        case .refused(.noService): return .drop(.noService)
-        case .refused(.tenantNotAllowed): return .drop(.notAllowed)
-        case .refused(.noRoute): return .drop(.noRoute)
+        case .refused(.noTenant): return refuse(&packet, layout, tcpFlags, .noTenant, now)
+        case .refused(.noService): return refuse(&packet, layout, tcpFlags, .noService, now)
+        case .refused(.tenantNotAllowed): return refuse(&packet, layout, tcpFlags, .notAllowed, now)
+        case .refused(.noRoute): return refuse(&packet, layout, tcpFlags, .noRoute, now)
         }
         let svc = services[service.index]
-        guard case .peers(let list) = svc.route, let pi = list.first, let path = peers[pi].path else { return .drop(.noRoute) }
+        guard case .peers(let list) = svc.route, let pi = list.first, let path = peers[pi].path else {
+            return refuse(&packet, layout, tcpFlags, .noRoute, now)
+        }
         let peer = peers[pi]
         guard let carriage = Carriage.of(proto: proto, transport: peer.transport) else { return .drop(.unsupportedProtocol) }
         guard table.count < table.capacity else { return .drop(.sessionLimit) }
@@ -91,10 +94,14 @@ extension SVRRouter {
         let peer = peers[Int(e.downPeer) - 1]
         let carriage = Carriage(rawValue: e.downCarriage) ?? .nativeUDP
         let withMeta = e.flags & SessionExtra.fwdAck == 0
-        // Save the original L4 header (it becomes the outer TCP header or the inner header).
         let base = packet.slot + packet.offset
+        // A DF packet that cannot fit the path even without metadata (SVRRouter+MTU.swift).
+        let fits = peer.mtu - steadyOverhead(carriage, suite: e.suite, peer: peer)
+        if packet.count > fits && ld8(base, 6) & 0x40 != 0 { return tooBig(packet, mtu: fits) }
+        // Save the original L4 header (it becomes the outer TCP header or the inner header).
         let hdrLen = layout.l4HeaderLength
         hdrScratch.copyMemory(from: base + layout.l4Offset, byteCount: hdrLen)
+        if tcpFlags.contains(.syn) { clampMSS(hdrScratch, hdrLen, mss(peer: peer, carriage: carriage, suite: e.suite)) }
         // Seal the payload in place (adaptive encryption decides the forward direction on
         // the client's first payload, SVRRouter+Protection.swift).
         guard let bodyLen = protectPayload(packet, layout, i, peer: peer) else { return .drop(.noHeadroom) }
@@ -114,11 +121,16 @@ extension SVRRouter {
         guard e.upPeer > 0, let wk = table.key(SessionIndex(rawValue: UInt32(i)), .wanFromUpstream) else { return .drop(.noSession) }
         let peer = peers[Int(e.upPeer) - 1]
         let carriage = Carriage(rawValue: e.upCarriage) ?? .nativeUDP
+        let base = packet.slot + packet.offset
+        let fits = peer.mtu - steadyOverhead(carriage, suite: e.suite, peer: peer)
+        if packet.count > fits && ld8(base, 6) & 0x40 != 0 { return tooBig(packet, mtu: fits) }
         e.flags |= SessionExtra.reverseSeen
         extras[i] = e
-        let base = packet.slot + packet.offset
         let hdrLen = layout.l4HeaderLength
         hdrScratch.copyMemory(from: base + layout.l4Offset, byteCount: hdrLen)
+        if layout.proto == IPProtocolNumber.tcp && ld8(hdrScratch, 13) & 0x02 != 0 {
+            clampMSS(hdrScratch, hdrLen, mss(peer: peer, carriage: carriage, suite: e.suite))
+        }
         guard let bodyLen = protectPayload(packet, layout, i, peer: peer) else { return .drop(.noHeadroom) }
         let metaLen = e.flags & SessionExtra.revAck == 0 ? writeReverseMetadata(i, peer: peer) : 0
         guard metaLen >= 0 else { return .drop(.noHeadroom) }

@@ -123,6 +123,7 @@ extension SVRRouter {
         EngineWire.finishL4Checksum(np, l4: 20, total: total, proto: carriage.wireProtocol)
         packet._offset += newStart
         packet._count = total
+        if total > peer.mtu { return fragmentToPeer(packet, peer: peer, interface: interface, now: now) }  // SVRRouter+MTU.swift
         return .toWAN(interface: interface)
     }
 

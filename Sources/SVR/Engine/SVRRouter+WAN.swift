@@ -21,6 +21,8 @@ extension SVRRouter {
             guard total >= l4 + 20 else { return .drop(.notSVR) }
             l4Len = Int(ld8(base, l4 + 12) >> 4) * 4
             guard l4Len >= 20, l4 + l4Len <= total else { return .drop(.notSVR) }
+        } else if proto == IPProtocolNumber.icmp {
+            return underlayICMP(base, ihl: ihl, total: total, now)
         } else {
             return .drop(.notSVR)
         }
@@ -42,6 +44,10 @@ extension SVRRouter {
         var metaLen = 0
         var decoded: DecodedMetadata?
         if bodyLen >= 8 && ld64(base, bodyStart) == MetadataHeader.cookie {
+            // An SVR fragment: the fragment TLV (1) leads the header section (SVRRouter+MTU.swift).
+            if bodyLen >= 14 && ld16(base, bodyStart + 12) == 1 {
+                return receivePiece(base, bodyStart: bodyStart, bodyLen: bodyLen, src: src, interface: interface, now)
+            }
             let header: MetadataHeader
             do {
                 guard let h = try MetadataHeader.parse(UnsafeRawBufferPointer(start: base + bodyStart, count: bodyLen)) else {
@@ -95,6 +101,13 @@ extension SVRRouter {
         let i = Int(hit.index.rawValue)
         var e = extras[i]
         let forward = hit.role == .wanFromUpstream
+        if let d = decoded, let location = d.icmpErrorLocation {
+            // A relayed ICMP error (SVRRouter+ICMP.swift).
+            guard Int(forward ? e.upPeer : e.downPeer) == pi + 1 else { return .drop(.unknownPeer) }
+            guard case .v4(let reporter) = location else { return .drop(.badMetadata) }
+            return icmpFromPeer(&packet, i, reporter: reporter.value, bodyStart: bodyStart + metaLen, bodyLen: bodyLen - metaLen,
+                                forward: forward, now)
+        }
         if forward {
             // Forward direction (we are egress or transit).
             guard Int(e.upPeer) == pi + 1 else { return .drop(.unknownPeer) }
@@ -132,6 +145,7 @@ extension SVRRouter {
                                                  bodyLen: bodyLen - metaLen, carriage: carriage)
         else { return .drop(.malformedPacket) }
         let tcpFlags = carriage.originalProtocol == IPProtocolNumber.tcp ? TCPFlags(rawValue: ld8(hdrScratch, 13)) : []
+        if tcpFlags.contains(.syn) { clampMSS(hdrScratch, hdrLen, mss(peer: peer, carriage: carriage, suite: e.suite)) }
         table.recordPacket(hit, bytes: total, tcpFlags: tcpFlags, now: now.monotonicNanos)
         let innerLen = carriage == .tcpOverUDP || carriage == .icmpOverUDP ? hdrLen : 0
         guard let ok = table.key(hit.index, .lanOriginal) else { return .drop(.noSession) }
@@ -219,6 +233,9 @@ extension SVRRouter {
         }
         var hl = hdrLen
         if outCarriage == .nativeUDP { hl = 8 }
+        if syn || (!forward && inCarriage.originalProtocol == IPProtocolNumber.tcp && ld8(hdrScratch, 13) & 0x02 != 0) {
+            clampMSS(hdrScratch, hdrLen, mss(peer: peer, carriage: outCarriage, suite: e.suite))
+        }
         if !forward { e.flags |= SessionExtra.reverseSeen }
         let metaLen: Int
         if forward {

@@ -23,7 +23,7 @@
 // Files: this one (per-session state, construction, the PacketEngine entry points, expiry,
 // snapshots), +LAN (first packets and LAN packets of sessions), +WAN (packets from peers),
 // +Metadata (metadata blocks, control packets, assembly toward a peer), +Ciphers (keys, the
-// cipher caches).
+// cipher caches), +ICMP (ICMP errors relayed over sessions, TTL expiry, refused sessions).
 
 import Glibc
 
@@ -109,6 +109,8 @@ public final class SVRRouter: PacketEngine {
     var extras: UnsafeMutablePointer<SessionExtra>
     var generation: UInt32 = 0
     public internal(set) var counters = EngineCounters()
+    /// Generated ICMP answers: source address, refusal setting, rate limit (+ICMP).
+    var icmp: ICMPAnswers
     var classifierCounters = ClassifierCounters()
 
     // Scratch memory (owned, allocated once).
@@ -151,6 +153,16 @@ public final class SVRRouter: PacketEngine {
     var generatedCount = 0
     static let generatedSlotSize = 256
     static let generatedSlots = 256
+
+    // Path MTU and fragments (SVRRouter+MTU.swift).
+    /// Per WAN interface: the configured `mtu`, else the device's (`setInterfaceMTU`), 1500 until told.
+    var interfaceMTU: [Int]
+    let lanReassembly: Reassembly
+    let wanReassembly: Reassembly
+    let output: OutputQueue
+    var fragmentID: UInt32
+    /// Set while a reassembled datagram runs through the pipeline (no nested reassembly).
+    var inReassembled = false
 
     /// Builds the engine from a validated configuration.
     /// - Parameters:
@@ -214,6 +226,18 @@ public final class SVRRouter: PacketEngine {
         }
         peers = ps
         peerByAddress = byAddress
+        interfaceMTU = config.interfaces.map { $0.mtu ?? 1500 }
+        let longestTenant = config.tenants.map(\.name.utf8.count).max() ?? 0
+        let longestService = config.services.map(\.name.utf8.count).max() ?? 0
+        for p in ps {
+            p.metadataBound = Self.metadataBound(routerName: config.router.name.utf8.count, peerName: p.nameBytes.count,
+                                                 longestTenant: longestTenant, longestService: longestService)
+        }
+        lanReassembly = Reassembly(slots: 16, maxLength: 65535 - 20, prefix: 20, timeoutNanos: 5_000_000_000)
+        wanReassembly = Reassembly(slots: 16, maxLength: 65535, prefix: 0, timeoutNanos: 5_000_000_000)
+        output = OutputQueue()
+        fragmentID = UInt32.random(in: 0...UInt32.max)
+        icmp = ICMPAnswers(config: config)
         localAddresses = config.interfaces.compactMap { if case .v4(let a) = $0.address { a.value } else { nil } }
 
         // Tenants and services.
@@ -286,6 +310,7 @@ public final class SVRRouter: PacketEngine {
         generated = .allocate(byteCount: Self.generatedSlots * Self.generatedSlotSize, alignment: 64)
         generatedLength = Array(repeating: 0, count: Self.generatedSlots)
         generatedInterface = Array(repeating: 0, count: Self.generatedSlots)
+        for p in peers { updatePathMTU(p) }
     }
 
     deinit {
@@ -333,6 +358,7 @@ public final class SVRRouter: PacketEngine {
     }
 
     public func tick(now: EngineTime) {
+        tickMTU(now)
         _ = table.expire(now: now.monotonicNanos, budget: 4096) { info in
             counters.sessionsExpired &+= 1
             extras[Int(info.index.rawValue)].generation = 0
@@ -369,6 +395,7 @@ public final class SVRRouter: PacketEngine {
             counters.wanSentBytes &+= UInt64(n)
             send(p, .toWAN(interface: generatedInterface[g]))
         }
+        drainOutput(into: slot, headroom: headroom, send)
     }
 
     public func snapshot(now: EngineTime) -> EngineSnapshot {
@@ -410,7 +437,8 @@ public final class SVRRouter: PacketEngine {
         }
         let pv = peers.map { p in
             PeerView(name: p.name, waypoints: p.waypoints.map { "\($0)" }, transport: p.transport.rawValue,
-                     status: p.path == nil ? "down" : "unknown", sessions: perPeer[p.index])
+                     status: p.path == nil ? "down" : "unknown", sessions: perPeer[p.index],
+                     mtu: p.path == nil ? 0 : p.mtu)
         }
         let sv = services.enumerated().map { (i, s) in
             let route: String

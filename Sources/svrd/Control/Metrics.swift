@@ -116,6 +116,11 @@ final class MetricsServer {
         metric("sessions", "gauge", "Sessions held now.", [("", UInt64(snap.engine.sessions.count))])
         metric("sessions_created_total", "counter", "Sessions created.", [("", c.sessionsCreated)])
         metric("sessions_expired_total", "counter", "Sessions expired.", [("", c.sessionsExpired)])
+        metric("fragments_sent_total", "counter", "SVR fragments sent (pieces of packets larger than a path's MTU).", [("", c.fragmentsSent)])
+        metric("datagrams_reassembled_total", "counter", "Datagrams put back together from LAN IP fragments or SVR fragments.", [("", c.datagramsReassembled)])
+        metric("too_big_sent_total", "counter", "ICMP fragmentation-needed sent to LAN senders.", [("", c.tooBigSent)])
+        metric("path_mtu_reductions_total", "counter", "Path MTU reductions learned from the underlay's ICMP.", [("", c.pathMTUReductions)])
+        metric("path_mtu", "gauge", "The MTU of the path to a peer now.", snap.engine.peers.map { ("peer=\"\($0.name)\"", UInt64($0.mtu)) })
         metric("drops_total", "counter", "Packets dropped, by reason.", DropReason.allCases.map { ("reason=\"\($0)\"", c.drops($0)) })
         metric("tun_write_drops_total", "counter", "Packets the LAN TUN did not take.", [("", snap.io.tunWriteDrops)])
         let io = snap.io

@@ -129,6 +129,9 @@ struct ShowStats: ParsableCommand {
         print("  lan  received \(v(["lan", "received-packets"])) packets \(Table.bytes(v(["lan", "received-bytes"]))), sent \(v(["lan", "sent-packets"])) packets \(Table.bytes(v(["lan", "sent-bytes"])))")
         print("  wan  received \(v(["wan", "received-packets"])) packets \(Table.bytes(v(["wan", "received-bytes"]))), sent \(v(["wan", "sent-packets"])) packets \(Table.bytes(v(["wan", "sent-bytes"])))")
         print("  sessions  active \(v(["sessions", "active"])), created \(v(["sessions", "created"])), expired \(v(["sessions", "expired"]))")
+        var paths = ""
+        if case .object(let ps)? = a["mtu"]?["paths"] { paths = ps.map { "\($0.0) \($0.1.intValue ?? 0)" }.joined(separator: ", ") }
+        print("  mtu  paths: \(paths.isEmpty ? "none" : paths); SVR fragments sent \(v(["mtu", "fragments-sent"])), reassembled \(v(["mtu", "datagrams-reassembled"])), too-big sent \(v(["mtu", "too-big-sent"])), path MTU reductions \(v(["mtu", "path-mtu-reductions"]))")
         print("drops")
         if case .object(let drops)? = a["drops"] {
             let nonzero = drops.filter { ($0.1.intValue ?? 0) > 0 }

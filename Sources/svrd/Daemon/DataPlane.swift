@@ -157,7 +157,8 @@ final class DataPlane {
         self.maxPacketSize = maxPacketSize
         self.dest = .allocate(capacity: Self.batchSize)
         self.dest.initialize(repeating: Self.skip, count: Self.batchSize)
-        self.gen = PacketBatch(capacity: 1, maxPacketSize: maxPacketSize, headroom: 256, tailroom: 128)
+        // Generated packets include whole datagrams after reassembly (up to 64 KiB).
+        self.gen = PacketBatch(capacity: 1, maxPacketSize: 65536, headroom: 256, tailroom: 128)
         let n = interfaceNames.count
         io.wanReceived = Array(repeating: 0, count: n)
         io.wanSent = Array(repeating: 0, count: n)
@@ -222,6 +223,7 @@ final class DataPlane {
                         dest[i] = classify(&lanBatch, i) { engine.handleLAN(&$0, now: now) }
                     }
                     try flush(&lanBatch, n)
+                    try drainGenerated()  // SVR fragments, reassembled datagrams, ICMP errors
                 }
             }
             for (k, box) in receivers.enumerated() where pfds[2 + k].revents != 0 {
@@ -242,6 +244,7 @@ final class DataPlane {
                     dest[i] = classify(&wanBatch, i) { engine.handleWAN(&$0, interface: interface, now: now) }
                 }
                 try flush(&wanBatch, n)
+                try drainGenerated()
             }
             if now.monotonicNanos &- lastTick >= Self.tickNanos {
                 lastTick = now.monotonicNanos
