@@ -63,7 +63,7 @@ struct EngineMTUTests {
                       ("udp", "aes-cbc-hmac", 1500 - 40 - 8 - 48 - 16 - metadataBound),
                       ("native", "aes-gcm", 1500 - 40 - 28 - 16 - metadataBound),
                       ("udp", "aes-gcm", 1500 - 40 - 8 - 28 - 16 - metadataBound),
-                      ("native", "none", 1500 - 40 - 0 - 16 - metadataBound)])
+                      ("native", "none", 1500 - 40 - 12 - 16 - metadataBound)])
     func mssClamp(transport: String, encryption: String, expected: Int) throws {
         let net = try Topo.twoRouters(transport: transport, encryption: encryption, adaptive: true)
         net.sendLAN("A", Pkt.tcp(Self.client, 40000, Topo.web, 80, flags: 0x02, seq: 1, options: Self.mss1460))

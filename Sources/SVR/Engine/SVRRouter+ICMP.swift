@@ -208,7 +208,9 @@ extension SVRRouter {
         let peer = peers[peerIndex]
         let carriage = Carriage(rawValue: downstream ? e.downCarriage : e.upCarriage) ?? .nativeUDP
         var length = bodyLen
-        if seal && e.flags & SessionExtra.encrypt != 0 {
+        // Sealed whenever the session has a key (whatever adaptive encryption decided for the
+        // payload: an ICMP error is never TLS), with this router's sending sequence.
+        if seal && e.suite != CipherSuite.none.rawValue {
             let room = packet.capacity - packet.offset - bodyStart
             guard room >= bodyLen + (CipherSuite(rawValue: e.suite)?.maxOverhead ?? 48) + peer.auth.trailerLength else {
                 return .drop(.noHeadroom)
@@ -256,11 +258,19 @@ extension SVRRouter {
         let base = packet.slot + packet.offset
         let body = base + bodyStart
         var n = bodyLen
-        if e.flags & SessionExtra.encrypt != 0 {
+        if e.suite != CipherSuite.none.rawValue {
+            var seq = PayloadSequence()
             do {
                 let slot = try cipherSlot(i, sealing: false)
-                n = try slot.cipher.open(inPlace: UnsafeMutableRawBufferPointer(start: body, count: bodyLen), sealedLength: bodyLen)
+                n = try slot.cipher.open(inPlace: UnsafeMutableRawBufferPointer(start: body, count: bodyLen), sealedLength: bodyLen,
+                                         sequence: &seq)
             } catch { return .drop(.decryptFailed) }
+            // The sender's sequence of this direction: same direction bit and replay window as
+            // the session's payloads (SVRRouter+Protection.swift).
+            if seq.known {
+                guard (seq.prefix & PayloadSequence.reverseBit == 0) == forward, extras[i].replay.accept(counter: seq.counter)
+                else { return .drop(.replay) }
+            }
         }
         // [ICMP header 8][quoted IP header][8 bytes], an error quoting this session's protocol.
         guard n >= 36, ICMPv4.isError(type: ld8(body, 0)), ld8(body, 8) >> 4 == 4 else { return .drop(.icmpTruncated) }
