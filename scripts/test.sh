@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(libmnl-dev libnftnl-dev libssl-dev pkg-config iproute2 nftables iperf3
-              tcpdump iputils-ping procps curl python3)
+              tcpdump iputils-ping procps curl python3 traceroute)
 
 log() { printf '\n== %s\n' "$*"; }
 

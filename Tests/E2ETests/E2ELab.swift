@@ -71,12 +71,15 @@ final class E2ELab {
     private var privateKeys: [String] = []
     private var publicKeys: [String] = []
     private var closed = false
+    /// Extra lines for every router's `[router]` table (e.g. `refused-sessions = "silent"`).
+    let routerExtra: String
 
     /// Builds the namespaces and links (daemons are started by `start()`).
-    init(routers count: Int = 2, transport: Transport = .native) throws {
+    init(routers count: Int = 2, transport: Transport = .native, routerExtra: String = "") throws {
         precondition(count >= 2)
         _ = staleLabsReaped
         self.transport = transport
+        self.routerExtra = routerExtra
         var made: [TestNamespace] = []
         // If anything below fails, the namespaces made so far go away with their deinit.
         client = try TestNamespace("ec"); made.append(client)
@@ -155,6 +158,7 @@ final class E2ELab {
             private-key = "\(privateKeys[i])"
             lan-device = "svr0"
             lan-address = "10.255.\(i).1/32"
+            \(routerExtra)
 
             [[interface]]
             name = "svrwan0"
