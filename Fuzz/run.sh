@@ -4,6 +4,7 @@
 #   Fuzz/run.sh TARGET SECONDS [libFuzzer options...]
 #   Fuzz/run.sh metadata 600
 #   Fuzz/run.sh receive 600
+#   Fuzz/run.sh icmp 600
 #
 # Each target is one swiftc invocation over the Swift sources it needs plus its harness in
 # Fuzz/TARGET/, built with -sanitize=fuzzer,address into .build-fuzz/TARGET (outside the
@@ -23,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ $# -lt 2 ]]; then
-    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata, receive)" >&2
+    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata, receive, icmp)" >&2
     exit 2
 fi
 target=$1
@@ -47,13 +48,17 @@ receive-seeds)
 metadata)
     sources=(Sources/SVR/Common/IPAddress.swift Sources/SVR/Metadata/*.swift Fuzz/metadata/*.swift)
     ;;
+icmp)
+    sources=(Sources/SVR/Common/IPAddress.swift Sources/SVR/Packet/*.swift Sources/SVR/Engine/ICMPError.swift
+             Sources/SVR/Engine/EngineWire.swift Fuzz/icmp/*.swift)
+    ;;
 receive)
     sources=(Sources/SVR/Common/*.swift Sources/SVR/Metadata/*.swift Sources/SVR/Packet/*.swift
              Sources/SVR/Crypto/*.swift Fuzz/receive/*.swift)
     flags=(-I Sources/COpenSSL -lcrypto)
     ;;
 *)
-    echo "unknown fuzz target '$target' (targets: metadata, receive)" >&2
+    echo "unknown fuzz target '$target' (targets: metadata, receive, icmp)" >&2
     exit 2
     ;;
 esac
