@@ -22,12 +22,12 @@ struct E2EICMPTests {
         """
     }
 
-    static func tcpProbe(to address: String, port: Int, source: String) -> String {
+    static func tcpProbe(to address: String, port: Int, source: String, timeout: Double = 1.0) -> String {
         """
         \(python3) -c 'import socket, time
         t = time.monotonic()
         try:
-            socket.create_connection(("\(address)", \(port)), timeout=1.0, source_address=("\(source)", 0)); print("connected")
+            socket.create_connection(("\(address)", \(port)), timeout=\(timeout), source_address=("\(source)", 0)); print("connected")
         except ConnectionRefusedError: print("refused %.3f" % (time.monotonic() - t))
         except socket.timeout: print("timeout")
         except OSError as e: print("error", e.errno)'
@@ -48,6 +48,18 @@ struct E2EICMPTests {
         if !r.output.hasPrefix("refused") {
             print("router A:\n\(lab.show(0, "stats").output)\nrouter B:\n\(lab.show(1, "stats").output)")
         }
+    }
+
+    @Test("TCP to a missing host behind the egress fails with host unreachable, not a timeout")
+    func missingHost() throws {
+        let lab = try E2ELab()
+        defer { lab.close() }
+        try lab.start()
+        // 10.100.0.99 is in the service prefix but nobody answers ARP on the server LAN: the
+        // egress kernel gives up after about 3 s and sends host unreachable, which svrd relays.
+        let r = lab.client.sh(Self.tcpProbe(to: "10.100.0.99", port: 80, source: Addr.client, timeout: 8))
+        #expect(r.output.hasPrefix("error 113"), "TCP to a missing host: \(r.output)")
+        #expect((lab.drops(1, "icmp-unknown-session") ?? -1) == 0)
     }
 
     @Test("traceroute through svrd completes in UDP, ICMP and TCP modes", arguments: [E2ELab.Transport.native, .udp])
