@@ -50,6 +50,15 @@ struct E2EICMPTests {
         }
     }
 
+    @Test("Port unreachable through a transit router (A → hub → B)")
+    func throughHub() throws {
+        let lab = try E2ELab(routers: 3)
+        defer { lab.close() }
+        try lab.start()
+        let r = lab.client.sh(Self.udpProbe(to: Addr.server, port: 9999))
+        #expect(r.output.hasPrefix("refused"), "UDP to a closed port through the hub: \(r.output)")
+    }
+
     @Test("TCP to a missing host behind the egress fails with host unreachable, not a timeout")
     func missingHost() throws {
         let lab = try E2ELab()
