@@ -212,6 +212,20 @@ struct SeenError: Equatable {
         #expect(net.wire[0].bytes[8] == 2)
     }
 
+    @Test("answerICMP (for other generated errors): fragmentation needed with the next-hop MTU, in place")
+    func fragmentationNeededAnswer() throws {
+        let net = try Topo.twoRouters()
+        let big = Pkt.udp(Topo.client, 40000, Topo.dns, 53, [UInt8](repeating: 7, count: 1400))
+        let slot = PacketSlot(capacity: 512 + big.count + 512)
+        try withExtendedLifetime(slot) {
+            var p = try slot.packet(headroom: 512, copying: big)
+            #expect(net.routers["A"]!.answerICMP(&p, type: 3, code: 4, nextHopMTU: 1300, net.now))
+            let e = p.copyBytes()
+            #expect(e.count == 56 && e[20] == 3 && e[21] == 4 && Array(e[24..<28]) == [0, 0, 0x05, 0x14])
+            #expect(Array(e[28...]) == Array(big[0..<28]) && Pkt.checksumsValid(e))
+        }
+    }
+
     @Test("refused-sessions = \"reject\": TCP RST, ICMP 13 for UDP and ping; drops still counted")
     func reject() throws {
         let net = try Self.pair(router: "refused-sessions = \"reject\"")
