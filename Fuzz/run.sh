@@ -6,6 +6,7 @@
 #   Fuzz/run.sh receive 600
 #   Fuzz/run.sh config 3600 -timeout=5
 #   Fuzz/run.sh reassembly 300
+#   Fuzz/run.sh icmp 600
 #
 # Each target is one swiftc invocation over the Swift sources it needs plus its harness in
 # Fuzz/TARGET/, built with -sanitize=fuzzer,address into .build-fuzz/TARGET (outside the
@@ -25,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ $# -lt 2 ]]; then
-    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata, receive, config, reassembly)" >&2
+    echo "usage: $0 TARGET SECONDS [libFuzzer options...]   (targets: metadata, receive, config, reassembly, icmp)" >&2
     exit 2
 fi
 target=$1
@@ -50,6 +51,10 @@ receive-seeds)
 metadata)
     sources=(Sources/SVR/Common/IPAddress.swift Sources/SVR/Metadata/*.swift Fuzz/metadata/*.swift)
     ;;
+icmp)
+    sources=(Sources/SVR/Common/IPAddress.swift Sources/SVR/Packet/*.swift Sources/SVR/Engine/ICMPError.swift
+             Sources/SVR/Engine/EngineWire.swift Fuzz/icmp/*.swift)
+    ;;
 receive)
     sources=(Sources/SVR/Common/*.swift Sources/SVR/Metadata/*.swift Sources/SVR/Packet/*.swift
              Sources/SVR/Crypto/*.swift Fuzz/receive/*.swift)
@@ -66,7 +71,7 @@ reassembly)
              Sources/SVR/Engine/Reassembly.swift Fuzz/reassembly/*.swift)
     ;;
 *)
-    echo "unknown fuzz target '$target' (targets: metadata, receive, config, reassembly)" >&2
+    echo "unknown fuzz target '$target' (targets: metadata, receive, config, reassembly, icmp)" >&2
     exit 2
     ;;
 esac

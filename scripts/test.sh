@@ -13,7 +13,7 @@ AS_ROOT_KEEP="SVRD_TEST_PACKAGE"
 [[ "${SVRD_TEST_UNPRIVILEGED:-0}" == 1 ]] || as_root "$0" "$@"
 
 APT_PACKAGES=(libmnl-dev libnftnl-dev libssl-dev pkg-config iproute2 nftables iperf3
-              tcpdump iputils-ping procps curl python3 cloud-init)
+              tcpdump iputils-ping procps curl python3 cloud-init traceroute)
 
 log() { printf '\n== %s\n' "$*"; }
 

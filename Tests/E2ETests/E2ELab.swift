@@ -74,6 +74,8 @@ final class E2ELab {
     private var privateKeys: [String] = []
     private var publicKeys: [String] = []
     private var closed = false
+    /// Extra lines for every router's `[router]` table (e.g. `refused-sessions = "silent"`).
+    let routerExtra: String
 
     /// Rewrites router i's TOML before it is written (nil: the standard config).
     let configEdit: (@Sendable (Int, String) -> String)?
@@ -84,12 +86,13 @@ final class E2ELab {
     ///   routers only): its MTU (`setPathMTU`) constrains the path while every router's own
     ///   WAN device keeps MTU 1500, as on the internet.
     init(routers count: Int = 2, transport: Transport = .native, midLink: Bool = false,
-         configEdit: (@Sendable (Int, String) -> String)? = nil) throws {
+         configEdit: (@Sendable (Int, String) -> String)? = nil, routerExtra: String = "") throws {
         // One digit of router index in the namespace names (the reaper below relies on it).
         precondition(count >= 2 && count <= 10 && (!midLink || count == 2))
         _ = staleLabsReaped
         self.transport = transport
         self.configEdit = configEdit
+        self.routerExtra = routerExtra
         var made: [TestNamespace] = []
         // If anything below fails, the namespaces made so far go away with their deinit.
         client = try TestNamespace("ec"); made.append(client)
@@ -207,6 +210,7 @@ final class E2ELab {
             private-key = "\(privateKeys[i])"
             lan-device = "svr0"
             lan-address = "10.255.\(i).1/32"
+            \(routerExtra)
 
             [[interface]]
             name = "svrwan0"

@@ -2,6 +2,7 @@
 // the in-memory network (EngineTestSupport).
 
 import Testing
+import TestSupport
 
 @testable import SVR
 
@@ -157,6 +158,40 @@ struct SeenError: Equatable {
         #expect(net.drops.last?.router == "A")
     }
 
+    @Test("Mutated errors at the egress's LAN: drops or relays, and what reaches the client is a valid ICMP error",
+          arguments: ["native", "udp"])
+    func mutatedErrors(transport: String) throws {
+        let net = try Topo.twoRouters(transport: transport, encryption: "aes-gcm")
+        let ping = Pkt.echo(Topo.client, Topo.web, type: 8, id: 7, seq: 1, [])
+        let query = Pkt.udp(Topo.client, 40000, Topo.dns, 53, marker)
+        let syn = Pkt.tcp(Topo.client, 51000, Topo.web, 80, flags: 0x02, seq: 1)
+        for p in [ping, query, syn] { net.sendLAN("A", p) }
+        let delivered = try #require(net.lan["B"])
+        var rng = SeededGenerator(seed: 792)
+        for round in 0..<3000 {
+            var e = icmpError(from: Topo.dns, to: Topo.client, type: [3, 11, 12, 0, 8][round % 5], code: UInt8(round % 16),
+                              about: delivered[round % 3], quoteData: Int.random(in: 0...40, using: &rng))
+            for _ in 0..<Int.random(in: 0...4, using: &rng) {
+                e[Int.random(in: 20..<e.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            if round % 7 == 0 { e = Array(e[0..<Int.random(in: 0...e.count, using: &rng)]) }
+            if e.count >= 20 {
+                // Keep the outer header plausible so the mutation reaches the ICMP code.
+                e[2] = UInt8(e.count >> 8); e[3] = UInt8(e.count & 0xff); e[10] = 0; e[11] = 0
+                let c = e.withUnsafeBytes { InternetChecksum.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<20])) }
+                e[10] = UInt8(c >> 8); e[11] = UInt8(c & 0xff)
+            }
+            _ = net.sendLAN("B", e)
+        }
+        for got in net.lan["A"] ?? [] {
+            #expect(got[9] == 1 && ICMPv4.isError(type: got[20]) && Pkt.checksumsValid(got))
+            #expect(Array(got[16..<20]) == Pkt.bytes(IPv4Address(Topo.client)!.value))
+        }
+        #expect((net.lan["A"] ?? []).count > 100)
+        let c = net.counters("B")
+        #expect(c.drops(.icmpTruncated) > 0 && c.drops(.icmpUnknownSession) > 0 && c.drops(.icmpUnquotable) > 0)
+    }
+
     @Test("TTL 0 or 1 from the LAN: dropped, answered with time exceeded from the router")
     func ttlExpired() throws {
         let net = try Topo.twoRouters()
@@ -175,6 +210,20 @@ struct SeenError: Equatable {
         p[8] = 2
         #expect(net.sendLAN("A", p) == .toWAN(interface: 0))
         #expect(net.wire[0].bytes[8] == 2)
+    }
+
+    @Test("answerICMP (for other generated errors): fragmentation needed with the next-hop MTU, in place")
+    func fragmentationNeededAnswer() throws {
+        let net = try Topo.twoRouters()
+        let big = Pkt.udp(Topo.client, 40000, Topo.dns, 53, [UInt8](repeating: 7, count: 1400))
+        let slot = PacketSlot(capacity: 512 + big.count + 512)
+        try withExtendedLifetime(slot) {
+            var p = try slot.packet(headroom: 512, copying: big)
+            #expect(net.routers["A"]!.answerICMP(&p, type: 3, code: 4, nextHopMTU: 1300, net.now))
+            let e = p.copyBytes()
+            #expect(e.count == 56 && e[20] == 3 && e[21] == 4 && Array(e[24..<28]) == [0, 0, 0x05, 0x14])
+            #expect(Array(e[28...]) == Array(big[0..<28]) && Pkt.checksumsValid(e))
+        }
     }
 
     @Test("refused-sessions = \"reject\": TCP RST, ICMP 13 for UDP and ping; drops still counted")

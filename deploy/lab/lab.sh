@@ -351,7 +351,7 @@ demo_denied() {
   if nsx svrlab-bad curl -sS --max-time 3 -o /dev/null "http://$SRV_IP:8080/blob.bin" 2>/dev/null; then
     fail "the guest reached the server"
   fi
-  ok "guest's HTTP request refused (curl timed out)"
+  ok "guest's HTTP request refused (a TCP RST from router A: refused-sessions = \"reject\")"
   if nsx svrlab-bad ping -c 2 -i 0.2 -W 1 $SRV_IP >/dev/null 2>&1; then fail "the guest's ping got through"; fi
   ok "guest's ping refused"
   after=$(not_allowed_drops svrlab-a branch-a)

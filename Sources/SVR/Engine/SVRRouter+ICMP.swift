@@ -98,8 +98,9 @@ extension SVRRouter {
     }
 
     /// Turns the LAN packet into an ICMP error about it, toward its source, from the router's
-    /// LAN address (when the rules of `ICMPErrorBuilder.mayAnswer` and the rate limit allow).
-    func answerICMP(_ packet: inout PacketBuffer, type: UInt8, code: UInt8, _ now: EngineTime) -> Bool {
+    /// LAN address (when the rules of `ICMPErrorBuilder.mayAnswer` and the rate limit allow);
+    /// false leaves the packet as it was. `nextHopMTU` is for type 3 code 4 (RFC 1191).
+    func answerICMP(_ packet: inout PacketBuffer, type: UInt8, code: UInt8, nextHopMTU: UInt16 = 0, _ now: EngineTime) -> Bool {
         let start = packet.offset - 28
         guard icmp.source != 0, start >= 0 else { return false }
         let offending = UnsafeRawBufferPointer(start: packet.slot + packet.offset, count: packet.count)
@@ -107,8 +108,8 @@ extension SVRRouter {
         let destination = ld32(packet.slot + packet.offset, 12)
         let out = UnsafeMutableRawBufferPointer(start: packet.slot + start,
                                                 count: min(packet.capacity - start, ICMPErrorBuilder.maxLength))
-        guard let n = ICMPErrorBuilder.write(into: out, type: type, code: code, source: icmp.source, destination: destination,
-                                             offending: offending)
+        guard let n = ICMPErrorBuilder.write(into: out, type: type, code: code, nextHopMTU: nextHopMTU, source: icmp.source,
+                                             destination: destination, offending: offending)
         else { return false }
         packet._offset = start
         packet._count = n

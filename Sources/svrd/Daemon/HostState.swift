@@ -158,6 +158,9 @@ final class HostState {
                 writeSysctl("/proc/sys/net/ipv6/conf/\(tunName)/disable_ipv6", "1")
             }
             writeSysctl("/proc/sys/net/ipv4/conf/\(tunName)/rp_filter", "0")
+            // ICMP errors svrd answers itself (time exceeded, refused sessions) come from the
+            // router's own LAN address: the kernel must accept that local source from the TUN.
+            writeSysctl("/proc/sys/net/ipv4/conf/\(tunName)/accept_local", "1")
             try rtnl.setLink(tunIndex, up: true)
         } catch {
             throw DaemonFailure(.setup, "cannot configure \(tunName): \(error)")
