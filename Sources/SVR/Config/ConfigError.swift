@@ -120,10 +120,14 @@ public struct ConfigError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `FILE:LINE: key.path: message` (the key path is left out when the error has none).
-    public var description: String {
+    public var description: String { Self.line(file: file, line: line, path: path, label: "", message: message) }
+
+    /// One printable report line, `FILE:LINE: LABELkey.path: message` (no line number when
+    /// `line` is 0, no key path when `path` is empty): errors and warnings share it.
+    static func line(file: String, line: Int, path: ConfigPath, label: String, message: String) -> String {
         let location = line > 0 ? "\(file):\(line)" : file
         let key = path.segments.isEmpty ? "" : "\(path): "
-        return Self.printable("\(location): \(key)\(message)")
+        return printable("\(location): \(label)\(key)\(message)")
     }
 
     /// Keeps the error on one line and the terminal sane: control characters (which can only

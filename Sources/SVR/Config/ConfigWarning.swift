@@ -36,9 +36,7 @@ public struct ConfigWarning: Hashable, Sendable, CustomStringConvertible {
 
     /// `FILE:LINE: warning: key.path: why`.
     public var description: String {
-        let location = line > 0 ? "\(file):\(line)" : file
-        let key = path.segments.isEmpty ? "" : "\(path): "
-        return ConfigError.printable("\(location): warning: \(key)\(message)")
+        ConfigError.line(file: file, line: line, path: path, label: "warning: ", message: message)
     }
 }
 
